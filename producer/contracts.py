@@ -1,0 +1,202 @@
+"""Messages shared by producer and worker.
+
+This module is the contract between the two sides. It imports only pydantic and the
+standard library, so a producer can use it without the worker's dependencies.
+Every stored document carries ``schema_version`` so a later release can migrate it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+
+SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+TOOL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
+_TOOL_NAME_RE = re.compile(TOOL_NAME_PATTERN)
+
+
+def max_message_chars() -> int:
+    """Longest user message accepted (``AGENT_MAX_MESSAGE_CHARS``, default 32000)."""
+    return int(os.environ.get("AGENT_MAX_MESSAGE_CHARS", "32000"))
+
+
+class Strict(BaseModel):
+    """Base for wire messages: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ToolCall(Strict):
+    """One function call requested by the model. ``arguments`` is the raw JSON text."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+class ChatMessage(Strict):
+    """One message as stored in memory and sent to the model."""
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+class ChatRequest(Strict):
+    """What a producer submits: one user turn in a session."""
+
+    session_id: str = Field(pattern=SESSION_ID_PATTERN)
+    message: str
+    tools: list[str] | None = Field(
+        default=None, description="Allowed tool names; None means every registered tool."
+    )
+    system_prompt: str | None = None
+    prefix_messages: list[ChatMessage] | None = None
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    max_function_calls: int = Field(default=5, ge=0, le=1000)
+    tool_choice: str = Field(default="auto", description="auto, none, required or a tool name")
+    token_limit: int | None = Field(default=None, gt=0)
+
+    @field_validator("message")
+    @classmethod
+    def _message_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("message must not be empty")
+        limit = max_message_chars()
+        if len(value) > limit:
+            raise ValueError(f"message is {len(value)} characters; the limit is {limit}")
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _tool_names_well_formed(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        for name in value:
+            if not _TOOL_NAME_RE.match(name):
+                raise ValueError(f"invalid tool name {name!r}")
+        return list(dict.fromkeys(value))  # drop repeats, keep order
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _tool_choice_known_form(cls, value: str) -> str:
+        if value in ("auto", "none", "required") or _TOOL_NAME_RE.match(value):
+            return value
+        raise ValueError("tool_choice must be auto, none, required or a tool name")
+
+    @field_validator("prefix_messages")
+    @classmethod
+    def _prefix_roles(cls, value: list[ChatMessage] | None) -> list[ChatMessage] | None:
+        for message in value or []:
+            if message.role == "tool" or message.tool_calls:
+                raise ValueError("prefix_messages may not contain tool calls or tool results")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind_of_prefix(self) -> ChatRequest:
+        if self.system_prompt is not None and self.prefix_messages is not None:
+            raise ValueError("give either system_prompt or prefix_messages, not both")
+        forced = self.tool_choice not in ("auto", "none", "required")
+        if forced and self.tools is not None and self.tool_choice not in self.tools:
+            raise ValueError(f"tool_choice {self.tool_choice!r} is not among the allowed tools")
+        return self
+
+    def prefix(self) -> list[ChatMessage]:
+        """Messages sent before memory on every model call; never stored."""
+        if self.system_prompt is not None:
+            return [ChatMessage(role="system", content=self.system_prompt)]
+        return list(self.prefix_messages or [])
+
+
+class StartTurn(Strict):
+    """Body of the ``agents.turn.start`` task message."""
+
+    schema_version: int = SCHEMA_VERSION
+    job_id: str = Field(pattern=r"^[A-Za-z0-9-]{8,64}$")
+    request: ChatRequest
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+class Usage(Strict):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    def plus(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+        )
+
+
+class ToolOutput(Strict):
+    """The outcome of one tool call, as returned to the model and listed in sources."""
+
+    tool_name: str
+    tool_call_id: str
+    arguments: str
+    content: str
+    is_error: bool = False
+
+
+class JobResult(Strict):
+    """The job record: what ``status`` and ``wait`` return."""
+
+    schema_version: int = SCHEMA_VERSION
+    job_id: str
+    session_id: str
+    mode: Literal["chat"] = "chat"
+    status: JobStatus
+    response: str | None = None
+    sources: list[ToolOutput] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    error: str | None = None
+    model: str | None = None
+    model_calls: int = 0
+    created_at: float
+    updated_at: float
+
+
+EventKind = Literal[
+    "queued",
+    "started",
+    "model_call",
+    "model_reply",
+    "tool_started",
+    "tool_finished",
+    "succeeded",
+    "failed",
+]
+
+
+class JobEvent(Strict):
+    """One progress event of a job, appended to the job's event stream."""
+
+    job_id: str
+    kind: EventKind
+    at: float
+    step: int | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def terminal(self) -> bool:
+        return self.kind in ("succeeded", "failed")

@@ -1,0 +1,66 @@
+"""Every Redis key the system uses, with its time-to-live policy.
+
+Producer and worker both import this module, so a key is spelled in one place only.
+All keys share the ``ca:`` prefix; one Redis can serve other applications too.
+"""
+
+from __future__ import annotations
+
+import os
+
+PREFIX = "ca"
+
+
+def job_ttl_seconds() -> int:
+    """How long job records, events and per-job state live (``AGENT_RESULT_TTL``)."""
+    return int(os.environ.get("AGENT_RESULT_TTL", "86400"))
+
+
+def session_ttl_seconds() -> int:
+    """How long a session's memory lives after its last write (``AGENT_SESSION_TTL``).
+
+    0 keeps memory until it is reset.
+    """
+    return int(os.environ.get("AGENT_SESSION_TTL", str(30 * 86400)))
+
+
+# Per job; all expire after job_ttl_seconds().
+def job(job_id: str) -> str:
+    """JSON JobResult: the job record."""
+    return f"{PREFIX}:job:{job_id}"
+
+
+def job_events(job_id: str) -> str:
+    """Redis stream of JobEvent JSON documents."""
+    return f"{PREFIX}:job:{job_id}:events"
+
+
+def turn_state(job_id: str) -> str:
+    """JSON TurnState of the running turn."""
+    return f"{PREFIX}:job:{job_id}:turn"
+
+
+def step_reply(job_id: str, step: int) -> str:
+    """The model's reply for one step, so a redelivered step does not call the model again."""
+    return f"{PREFIX}:job:{job_id}:reply:{step}"
+
+
+def step_dispatched(job_id: str, step: int) -> str:
+    """Marker set once the follow-up of a step has been enqueued."""
+    return f"{PREFIX}:job:{job_id}:dispatched:{step}"
+
+
+def tool_result(job_id: str, tool_call_id: str) -> str:
+    """JSON ToolOutput of one tool call, reused when the call is delivered again."""
+    return f"{PREFIX}:job:{job_id}:tool:{tool_call_id}"
+
+
+def memory_committed(job_id: str) -> str:
+    """Marker that this job's messages were appended to its session's memory."""
+    return f"{PREFIX}:job:{job_id}:committed"
+
+
+# Per session; expire session_ttl_seconds() after the last write.
+def session_messages(session_id: str) -> str:
+    """Redis list of ChatMessage JSON documents, oldest first. Never truncated."""
+    return f"{PREFIX}:session:{session_id}:messages"
