@@ -12,9 +12,23 @@ import re
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 SCHEMA_VERSION = 1
+
+# Task names are part of the contract: producers enqueue by name, never by import.
+TASK_START_TURN = "agents.turn.start"
+TASK_MODEL_STEP = "agents.model.step"
+TASK_TOOL_RUN = "agents.tool.run"
+TASK_COLLECT_TOOLS = "agents.turn.collect"
+TASK_ABORT_TURN = "agents.turn.abort"
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 TOOL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
@@ -24,6 +38,15 @@ _TOOL_NAME_RE = re.compile(TOOL_NAME_PATTERN)
 def max_message_chars() -> int:
     """Longest user message accepted (``AGENT_MAX_MESSAGE_CHARS``, default 32000)."""
     return int(os.environ.get("AGENT_MAX_MESSAGE_CHARS", "32000"))
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One readable line: ``field.path: problem; ...``."""
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "request"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
 
 
 class Strict(BaseModel):

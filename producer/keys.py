@@ -45,9 +45,9 @@ def step_reply(job_id: str, step: int) -> str:
     return f"{PREFIX}:job:{job_id}:reply:{step}"
 
 
-def step_dispatched(job_id: str, step: int) -> str:
-    """Marker set once the follow-up of a step has been enqueued."""
-    return f"{PREFIX}:job:{job_id}:dispatched:{step}"
+def dispatched(job_id: str, transition: str) -> str:
+    """Marker set once the follow-up of a transition (e.g. "model:3") has been enqueued."""
+    return f"{PREFIX}:job:{job_id}:dispatched:{transition}"
 
 
 def tool_result(job_id: str, tool_call_id: str) -> str:
@@ -55,9 +55,9 @@ def tool_result(job_id: str, tool_call_id: str) -> str:
     return f"{PREFIX}:job:{job_id}:tool:{tool_call_id}"
 
 
-def memory_committed(job_id: str) -> str:
-    """Marker that this job's messages were appended to its session's memory."""
-    return f"{PREFIX}:job:{job_id}:committed"
+def job_final(job_id: str) -> str:
+    """Marker set by whichever of succeed/fail ends the job first; the other is ignored."""
+    return f"{PREFIX}:job:{job_id}:final"
 
 
 # Per session; expire session_ttl_seconds() after the last write.

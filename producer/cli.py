@@ -1,0 +1,166 @@
+"""The ``celery-agents`` command line.
+
+Exit codes: 0 the job succeeded (or the command did its work), 1 the job failed,
+2 bad usage or invalid input, 3 timed out waiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from producer.client import AgentClient, JobTimeout
+from producer.contracts import (
+    SESSION_ID_PATTERN,
+    JobResult,
+    JobStatus,
+    describe_validation_error,
+)
+from producer.progress import describe_event, describe_result
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """Bad input from the command line; exits with code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="celery-agents", description="Run OpenAI function-calling agents on Celery."
+    )
+    parser.add_argument("--redis-url", help="default: $REDIS_URL or redis://127.0.0.1:6379/0")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    submit = commands.add_parser("submit", help="submit a chat request")
+    submit.add_argument("message")
+    submit.add_argument("--session", required=True, help="session id (memory is per session)")
+    submit.add_argument("--tool", action="append", dest="tools", metavar="NAME",
+                        help="allow this tool (repeatable; default: all registered tools)")
+    submit.add_argument("--system-prompt")
+    submit.add_argument("--tool-choice", default="auto",
+                        help="auto, none, required or a tool name (first model call only)")
+    submit.add_argument("--max-function-calls", type=int, default=5)
+    submit.add_argument("--token-limit", type=int)
+    submit.add_argument("--model")
+    submit.add_argument("--wait", action="store_true", help="wait for the result")
+    submit.add_argument("--timeout", type=float, default=300.0, help="seconds to wait")
+    submit.add_argument("--json", action="store_true", help="machine-readable output")
+
+    status = commands.add_parser("status", help="show a job's status and result")
+    status.add_argument("job_id")
+    status.add_argument("--json", action="store_true")
+
+    history = commands.add_parser("history", help="show a session's stored messages")
+    history.add_argument("session")
+    history.add_argument("--json", action="store_true")
+
+    reset = commands.add_parser("reset", help="delete a session's memory")
+    reset.add_argument("session")
+
+    demo = commands.add_parser("demo", help="start a local stack and run demo requests")
+    demo.add_argument("--keep-logs", action="store_true", help="print where the logs are")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from producer.demo import run_demo
+
+            return run_demo(keep_logs=args.keep_logs)
+        with AgentClient(args.redis_url) as client:
+            handler = {"submit": _submit, "status": _status, "history": _history,
+                       "reset": _reset}[args.command]
+            return handler(client, args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _submit(client: AgentClient, args: argparse.Namespace) -> int:
+    request: dict[str, Any] = {
+        "session_id": args.session,
+        "message": args.message,
+        "tools": args.tools,
+        "system_prompt": args.system_prompt,
+        "tool_choice": args.tool_choice,
+        "max_function_calls": args.max_function_calls,
+        "token_limit": args.token_limit,
+        "model": args.model,
+    }
+    try:
+        job_id = client.submit({k: v for k, v in request.items() if v is not None})
+    except ValidationError as exc:
+        raise UsageError(f"invalid request: {describe_validation_error(exc)}") from None
+    if not args.wait:
+        print(json.dumps({"job_id": job_id}) if args.json else job_id)
+        return EXIT_OK
+    try:
+        if args.json:
+            result = client.wait(job_id, args.timeout)
+        else:
+            print(f"job {job_id}")
+            for event in client.events(job_id, timeout=args.timeout):
+                print(f"  {describe_event(event)}", flush=True)
+            result = client.wait(job_id, timeout=0.1)
+    except JobTimeout:
+        print(json.dumps({"job_id": job_id, "status": "timeout"}) if args.json
+              else f"timed out after {args.timeout} s; job {job_id} goes on", file=sys.stderr)
+        return EXIT_TIMEOUT
+    _print_result(result, args.json)
+    return EXIT_OK if result.status == JobStatus.SUCCEEDED else EXIT_FAILED
+
+
+def _status(client: AgentClient, args: argparse.Namespace) -> int:
+    result = client.status(args.job_id)
+    if result is None:
+        raise UsageError(f"unknown job {args.job_id} (never submitted, or expired)")
+    _print_result(result, args.json)
+    return EXIT_FAILED if result.status == JobStatus.FAILED else EXIT_OK
+
+
+def _history(client: AgentClient, args: argparse.Namespace) -> int:
+    messages = client.history(_session(args.session))
+    if args.json:
+        print(json.dumps([m.model_dump(mode="json") for m in messages], indent=2))
+        return EXIT_OK
+    for message in messages:
+        text = message.content or ""
+        if message.tool_calls:
+            calls = ", ".join(f"{c.name}({c.arguments})" for c in message.tool_calls)
+            text = f"{text} [calls {calls}]".strip()
+        if message.tool_call_id:
+            text = f"[{message.tool_call_id}] {text}"
+        print(f"{message.role:>9}: {text}")
+    return EXIT_OK
+
+
+def _reset(client: AgentClient, args: argparse.Namespace) -> int:
+    deleted = client.reset(_session(args.session))
+    print(f"session {args.session}: " + ("memory deleted" if deleted else "had no memory"))
+    return EXIT_OK
+
+
+def _session(session_id: str) -> str:
+    if not re.match(SESSION_ID_PATTERN, session_id):
+        raise UsageError(f"session: malformed session id {session_id!r}")
+    return session_id
+
+
+def _print_result(result: JobResult, as_json: bool) -> None:
+    if as_json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print(describe_result(result))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

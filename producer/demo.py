@@ -1,0 +1,84 @@
+"""``celery-agents demo``: the whole system on this machine, end to end.
+
+Starts redis-server, the OpenAI simulator, one worker per queue, submits a few chat
+requests through the producer client, shows their progress live, prints the answers and
+stops everything it started.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from producer.client import AgentClient
+from producer.contracts import JobResult, JobStatus
+from producer.devstack import DevStack
+from producer.progress import describe_event, describe_result
+
+FIRST_ROUND: list[tuple[str, dict[str, Any]]] = [
+    ("plain answer", {"session_id": "demo-plain", "message": "Hello! What can you do?",
+                      "tools": []}),
+    ("parallel tools", {"session_id": "demo-weather",
+                        "message": "What's the weather in Paris, Tokyo and Lima?"}),
+    ("calculator", {"session_id": "demo-math", "message": "What is 12 * (3 + 4) - 5?"}),
+    ("tool error", {"session_id": "demo-error",
+                    "message": "What's the weather in London and Atlantis?"}),
+    ("memory, turn 1", {"session_id": "demo-memory", "message": "Hi! My name is Ada."}),
+]
+SECOND_ROUND: list[tuple[str, dict[str, Any]]] = [
+    ("memory, turn 2", {"session_id": "demo-memory", "message": "What is my name?"}),
+]
+
+_print_lock = threading.Lock()
+
+
+def say(text: str) -> None:
+    with _print_lock:
+        print(text, flush=True)
+
+
+def run_round(client: AgentClient, requests: list[tuple[str, dict[str, Any]]]) -> list[JobResult]:
+    """Submit every request at once and print each job's events as they happen."""
+    jobs = [(label, client.submit(request)) for label, request in requests]
+    for label, request in requests:
+        say(f"[{label}] user: {request['message']}")
+
+    def follow(label: str, job_id: str) -> None:
+        for event in client.events(job_id, timeout=60):
+            say(f"[{label}] {describe_event(event)}")
+
+    threads = [threading.Thread(target=follow, args=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [client.wait(job_id, timeout=5) for _, job_id in jobs]
+
+
+def run_demo(keep_logs: bool = False) -> int:
+    started = time.time()
+    with DevStack(keep_run_dir=keep_logs) as stack:
+        say("starting redis-server, the OpenAI simulator and two workers ...")
+        redis_url = stack.start_redis()
+        stack.start_simulator(latency_ms=150)
+        stack.start_worker(["agents"], concurrency=2, name="agents")
+        stack.start_worker(["tools"], concurrency=4, name="tools")
+        say(f"stack ready in {time.time() - started:.1f} s (redis {redis_url}, logs in "
+            f"{stack.run_dir})\n")
+        with AgentClient(redis_url) as client:
+            labelled = FIRST_ROUND + SECOND_ROUND
+            results = run_round(client, FIRST_ROUND)
+            results += run_round(client, SECOND_ROUND)
+            say("\n=== answers ===")
+            for (label, request), result in zip(labelled, results, strict=True):
+                say(f"\n[{label}] user: {request['message']}")
+                say(describe_result(result))
+            say("\n=== memory of session demo-memory ===")
+            for message in client.history("demo-memory"):
+                say(f"{message.role:>9}: {message.content}")
+        say("\nstopping everything the demo started ...")
+    failed = [r for r in results if r.status != JobStatus.SUCCEEDED]
+    say(f"done in {time.time() - started:.1f} s: {len(results) - len(failed)} succeeded, "
+        f"{len(failed)} failed")
+    return 1 if failed else 0

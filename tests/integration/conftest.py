@@ -1,0 +1,92 @@
+"""A real system for integration tests: redis-server, the simulator and Celery workers.
+
+Started once per test session on free ports; every test isolates itself with its own
+session ids and its own scripted model name, so no test sees another's data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from producer.client import AgentClient
+from producer.devstack import DevStack
+
+API_KEY = "sk-test-integration-" + uuid.uuid4().hex  # must never show up in Redis or logs
+OUTPUT_DIR = Path(__file__).resolve().parents[2] / "test-output"
+
+
+class Simulator:
+    """The simulator's control endpoints: script replies, read recorded requests."""
+
+    def __init__(self, base_url: str) -> None:
+        self.root = base_url.removesuffix("/v1")
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.root + path, data=data, method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"null")
+
+    def script(self, model: str, *replies: dict[str, Any]) -> None:
+        self._call("POST", "/_sim/script", {"model": model, "replies": list(replies)})
+
+    def requests(self, model: str) -> list[dict[str, Any]]:
+        return list(self._call("GET", f"/_sim/requests?model={model}")["requests"])
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[DevStack]:
+    OUTPUT_DIR.mkdir(exist_ok=True)
+    run_dir = OUTPUT_DIR / f"stack-{os.getpid()}"
+    with DevStack(run_dir, keep_run_dir=True) as dev:
+        dev.extra_env.update({
+            "OPENAI_API_KEY": API_KEY,
+            "AGENT_TOOL_MODULES": "tests.tool_fixtures",
+            "AGENT_MODEL": "gpt-4o-mini",
+        })
+        dev.start_redis()
+        dev.start_simulator(latency_ms=0)
+        dev.start_worker(["agents"], concurrency=2, name="agents")
+        dev.start_worker(["tools"], concurrency=4, name="tools")
+        yield dev
+
+
+@pytest.fixture(scope="session")
+def sim(stack: DevStack) -> Simulator:
+    assert stack.simulator_url
+    return Simulator(stack.simulator_url)
+
+
+@pytest.fixture
+def client(stack: DevStack) -> Iterator[AgentClient]:
+    with AgentClient(stack.redis_url) as agent_client:
+        yield agent_client
+
+
+@pytest.fixture
+def model() -> str:
+    """A model name of this test's own: its scripted replies go to this test only."""
+    return f"script-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def session() -> str:
+    return f"it-{uuid.uuid4().hex[:12]}"
+
+
+def tool_call(name: str, arguments: Any, call_id: str | None = None) -> dict[str, Any]:
+    call: dict[str, Any] = {"name": name, "arguments": arguments}
+    if call_id:
+        call["id"] = call_id
+    return call

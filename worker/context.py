@@ -1,0 +1,53 @@
+"""What a worker process's tasks share: settings, stores, tool registry, model client.
+
+Built on first use inside the pool process (after the fork), so no connection or
+HTTP client is inherited across processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache, cached_property
+
+import openai
+
+from producer.contracts import ChatMessage
+from producer.jobstore import JobStore, connect
+from worker.model_client import make_client
+from worker.settings import WorkerSettings
+from worker.tokens import message_tokens, text_counter
+from worker.tools import ToolRegistry, default_registry
+from worker.turn_store import TurnStore
+
+
+@dataclass
+class WorkerContext:
+    settings: WorkerSettings
+    registry: ToolRegistry = field(default_factory=lambda: default_registry)
+
+    @cached_property
+    def jobs(self) -> JobStore:
+        return JobStore(connect(self.settings.redis_url))
+
+    @cached_property
+    def turns(self) -> TurnStore:
+        return TurnStore(self.jobs.redis)
+
+    @cached_property
+    def model(self) -> openai.OpenAI:
+        return make_client(self.settings.model_timeout)
+
+    def count_message(self, message: ChatMessage) -> int:
+        return message_tokens(message, text_counter(self.settings.tokenizer))
+
+    def return_direct_tools(self) -> set[str]:
+        return {name for name in self.registry.names() if self._tool_returns_direct(name)}
+
+    def _tool_returns_direct(self, name: str) -> bool:
+        found = self.registry.get(name)
+        return bool(found and found.return_direct)
+
+
+@cache
+def get_context() -> WorkerContext:
+    return WorkerContext(WorkerSettings.from_env())

@@ -1,0 +1,122 @@
+"""Calling the chat completions API with the official ``openai`` client.
+
+The client reads ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` from the worker's
+environment; the key never appears in task messages, results or logs. The client's own
+retries are off: a retry is a rescheduled task (see tasks), never a sleeping worker.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import openai
+
+from producer.contracts import ChatMessage, ToolCall, Usage
+from worker.turn import ModelCall, ModelReply
+
+RETRYABLE_STATUS = {408, 409, 429}
+
+
+class ModelError(Exception):
+    """A model call failed. ``retry_after`` is set when trying again may help."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    @property
+    def transient(self) -> bool:
+        return self.retry_after is not None
+
+
+def make_client(timeout: float) -> openai.OpenAI:
+    return openai.OpenAI(max_retries=0, timeout=timeout)
+
+
+def complete(client: openai.OpenAI, call: ModelCall) -> ModelReply:
+    """One chat completion; raises ModelError with a readable message on failure."""
+    params: dict[str, Any] = {
+        "model": call.model,
+        "messages": [wire_message(m) for m in call.messages],
+    }
+    if call.tools:
+        params["tools"] = call.tools
+        params["tool_choice"] = call.tool_choice
+    try:
+        completion = client.chat.completions.create(**params)
+    except openai.APIStatusError as exc:
+        raise _status_error(exc) from None
+    except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+        raise ModelError(f"model API unreachable: {exc}", retry_after=0.0) from None
+    if not completion.choices:
+        raise ModelError("model API returned no choices")
+    message = completion.choices[0].message
+    calls = [
+        ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "")
+        for c in message.tool_calls or []
+        if c.type == "function"
+    ]
+    usage = Usage()
+    if completion.usage:
+        usage = Usage(
+            prompt_tokens=completion.usage.prompt_tokens,
+            completion_tokens=completion.usage.completion_tokens,
+            total_tokens=completion.usage.total_tokens,
+        )
+    return ModelReply(content=message.content, tool_calls=calls, usage=usage)
+
+
+def wire_message(message: ChatMessage) -> dict[str, Any]:
+    """A stored message in the chat completions wire format (nested tool calls)."""
+    wire = message.model_dump(exclude_none=True, exclude={"tool_calls"})
+    if message.tool_calls:
+        wire["tool_calls"] = [
+            {"id": c.id, "type": "function",
+             "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    return wire
+
+
+def _status_error(exc: openai.APIStatusError) -> ModelError:
+    status = exc.status_code
+    detail = _server_message(exc)
+    text = f"model API error {status}: {detail}"
+    if status in RETRYABLE_STATUS or status >= 500:
+        return ModelError(text, retry_after=_retry_after(exc) or 0.0)
+    return ModelError(text)
+
+
+def _server_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+    return exc.message
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    """Seconds the server asked us to wait (``retry-after-ms`` or ``retry-after``)."""
+    headers = exc.response.headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(float(value) * scale, 0.0)
+            except ValueError:
+                continue
+    return None
+
+
+def backoff_seconds(attempt: int, server_hint: float, cap: float = 30.0) -> float:
+    """The countdown before retry number ``attempt`` (0-based).
+
+    The server's hint wins when it gave one; otherwise exponential backoff with jitter
+    in the upper half, so a retry never fires at once.
+    """
+    if server_hint > 0:
+        return min(server_hint, cap)
+    base = min(cap, 0.5 * (2**attempt))
+    return base / 2 + random.uniform(0, base / 2)

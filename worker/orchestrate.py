@@ -1,0 +1,100 @@
+"""Turning a saved TurnState into the next enqueued task, and ending a turn.
+
+Each saved state has exactly one follow-up, chosen by its ``phase``. The follow-up is
+enqueued before it is marked as dispatched: a task killed in between enqueues it again
+on redelivery, which the receiving tasks tolerate (they are idempotent).
+"""
+
+from __future__ import annotations
+
+import time
+
+from celery import chord
+
+from producer.contracts import (
+    TASK_ABORT_TURN,
+    TASK_COLLECT_TOOLS,
+    TASK_MODEL_STEP,
+    TASK_TOOL_RUN,
+    JobEvent,
+    JobResult,
+    JobStatus,
+)
+from worker.app import app
+from worker.context import WorkerContext
+from worker.turn import TurnState
+
+
+def ensure_dispatched(ctx: WorkerContext, state: TurnState) -> None:
+    """Enqueue the follow-up of ``state`` unless that was done already."""
+    if state.phase == "done":
+        finish_turn(ctx, state)  # idempotent by itself
+        return
+    transition = f"v{state.version}"
+    if ctx.turns.was_dispatched(state.job_id, transition):
+        return
+    if state.phase == "model":
+        enqueue_model_step(state.job_id, state.step)
+    else:
+        enqueue_tool_fanout(state)
+    ctx.turns.mark_dispatched(state.job_id, transition)
+
+
+def enqueue_model_step(job_id: str, step: int) -> None:
+    app.signature(
+        TASK_MODEL_STEP, kwargs={"job_id": job_id, "step": step}
+    ).apply_async(kwargsrepr=f"job={job_id} step={step}")
+
+
+def enqueue_tool_fanout(state: TurnState) -> None:
+    """One tool task per runnable call, in parallel; a callback collects them in order."""
+    tool_step = state.step - 1  # the model step whose reply asked for these calls
+    collect = app.signature(
+        TASK_COLLECT_TOOLS,
+        kwargs={"job_id": state.job_id, "step": tool_step},
+        kwargsrepr=f"job={state.job_id} step={tool_step}",
+    )
+    collect.on_error(app.signature(TASK_ABORT_TURN, kwargs={"job_id": state.job_id}))
+    calls = state.runnable_calls()
+    if not calls:  # every call was refused by the budget: nothing to run
+        collect.apply_async(args=[[]])
+        return
+    header = [
+        app.signature(
+            TASK_TOOL_RUN,
+            kwargs={
+                "job_id": state.job_id,
+                "call": call.model_dump(),
+                "allowed": state.tool_names,
+            },
+            kwargsrepr=f"job={state.job_id} tool={call.name} call={call.id}",
+        )
+        for call in calls
+    ]
+    chord(header)(collect)
+
+
+def finish_turn(ctx: WorkerContext, state: TurnState) -> None:
+    """Write the result, the final event and the turn's messages to memory, once."""
+    current = ctx.jobs.get_job(state.job_id)
+    now = time.time()
+    result = JobResult(
+        job_id=state.job_id,
+        session_id=state.session_id,
+        status=JobStatus.SUCCEEDED,
+        response=state.response,
+        sources=state.sources,
+        usage=state.usage,
+        model=state.model,
+        model_calls=state.step,
+        created_at=current.created_at if current else now,
+        updated_at=now,
+    )
+    event = JobEvent(
+        job_id=state.job_id,
+        kind="succeeded",
+        at=now,
+        step=state.step,
+        detail={"model_calls": state.step, "tool_calls": len(state.sources)},
+    )
+    ctx.jobs.finish(result, event, state.messages)

@@ -1,0 +1,163 @@
+"""Tasks that drive a chat turn: start, one model step, collect tool outputs, abort."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from celery import Task
+from celery.utils.log import get_task_logger
+from pydantic import ValidationError
+
+from producer.contracts import (
+    TASK_ABORT_TURN,
+    TASK_COLLECT_TOOLS,
+    TASK_MODEL_STEP,
+    TASK_START_TURN,
+    JobStatus,
+    StartTurn,
+    ToolOutput,
+    describe_validation_error,
+)
+from worker.app import app
+from worker.context import WorkerContext, get_context
+from worker.model_client import ModelError, backoff_seconds, complete
+from worker.orchestrate import ensure_dispatched
+from worker.tasks.base import InvalidTaskMessage, JobTask, log_step
+from worker.tokens import default_token_limit
+from worker.turn import (
+    TurnState,
+    apply_model_reply,
+    apply_tool_outputs,
+    build_model_call,
+    new_turn,
+)
+
+logger = get_task_logger("celery_agents")
+
+
+@app.task(name=TASK_START_TURN, base=JobTask, bind=True)
+def start_turn(self: Task, *args: Any, **kwargs: Any) -> str:
+    """Validate the request, create the turn state and enqueue the first model step."""
+    started = time.perf_counter()
+    raw = kwargs.get("message", args[0] if args else None)
+    try:
+        message = StartTurn.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidTaskMessage(
+            f"invalid {TASK_START_TURN} message: {describe_validation_error(exc)}"
+        ) from None
+    ctx = get_context()
+    job_id = message.job_id
+    if ctx.jobs.is_final(job_id):
+        return "already ended"
+    state = ctx.turns.load(job_id) or _create_turn(ctx, message)
+    if state is None:
+        return "failed"
+    ensure_dispatched(ctx, state)
+    log_step(job_id, state.session_id, "start", self.name, started)
+    return "started"
+
+
+def _create_turn(ctx: WorkerContext, message: StartTurn) -> TurnState | None:
+    request = message.request
+    known = ctx.registry.names()
+    names = request.tools if request.tools is not None else known
+    unknown = [name for name in names if name not in ctx.registry]
+    forced = request.tool_choice not in ("auto", "none", "required")
+    if forced and request.tool_choice not in names:
+        unknown.append(request.tool_choice)
+    if unknown:
+        ctx.jobs.fail(
+            message.job_id,
+            f"unknown tools: {', '.join(unknown)}; known tools: {', '.join(known) or 'none'}",
+        )
+        return None
+    model = request.model or ctx.settings.default_model
+    state = new_turn(
+        job_id=message.job_id,
+        request=request,
+        model=model,
+        token_limit=request.token_limit or default_token_limit(model),
+        tool_names=list(names),
+        memory_length=ctx.jobs.history_length(request.session_id),
+    )
+    if not ctx.turns.create(state):  # a redelivered copy created it first
+        return ctx.turns.load(message.job_id)
+    job = ctx.jobs.get_job(message.job_id)
+    if job is not None:
+        ctx.jobs.put_job(
+            job.model_copy(
+                update={"status": JobStatus.RUNNING, "model": model, "updated_at": time.time()}
+            )
+        )
+    ctx.jobs.emit(message.job_id, "started", model=model, tools=list(names))
+    return state
+
+
+@app.task(name=TASK_MODEL_STEP, base=JobTask, bind=True)
+def model_step(self: Task, job_id: str, step: int) -> str:
+    """Make model call number ``step`` of the turn, record the reply, enqueue what follows."""
+    started = time.perf_counter()
+    ctx = get_context()
+    state = ctx.turns.load(job_id)
+    if state is None or ctx.jobs.is_final(job_id):
+        return "nothing to do"
+    if state.step == step and state.phase == "model":
+        reply = ctx.turns.cached_reply(job_id, step)
+        if reply is None:
+            call = build_model_call(
+                state,
+                ctx.jobs.history(state.session_id, state.memory_length),
+                ctx.registry.schemas(state.tool_names),
+                ctx.count_message,
+            )
+            ctx.jobs.emit(job_id, "model_call", step=step, model=state.model)
+            try:
+                reply = complete(ctx.model, call)
+            except ModelError as exc:
+                attempt = self.request.retries
+                if exc.retry_after is not None and attempt < ctx.settings.model_max_retries:
+                    countdown = backoff_seconds(attempt, exc.retry_after)
+                    logger.warning("job %s step %s: %s; retry in %.1fs", job_id, step, exc,
+                                   countdown)
+                    raise self.retry(countdown=countdown, max_retries=None) from None
+                ctx.jobs.fail(job_id, str(exc), step=step)
+                return "failed"
+            reply = ctx.turns.reply_once(job_id, step, reply)
+        new = apply_model_reply(state, reply)
+        if ctx.turns.advance(state, new):
+            ctx.jobs.emit(
+                job_id, "model_reply", step=step,
+                tool_calls=[c.name for c in reply.tool_calls], final=new.phase == "done",
+            )
+        state = ctx.turns.load(job_id) or new
+    if state.step == step + 1 and state.phase in ("tools", "done"):
+        ensure_dispatched(ctx, state)
+    log_step(job_id, state.session_id, f"model:{step}", self.name, started)
+    return state.phase
+
+
+@app.task(name=TASK_COLLECT_TOOLS, base=JobTask, bind=True)
+def collect_tool_outputs(self: Task, outputs: list[Any], job_id: str, step: int) -> str:
+    """Chord callback: the outputs of step ``step``'s tool calls, in call order."""
+    started = time.perf_counter()
+    ctx = get_context()
+    state = ctx.turns.load(job_id)
+    if state is None or ctx.jobs.is_final(job_id):
+        return "nothing to do"
+    if state.step == step + 1 and state.phase == "tools":
+        parsed = [ToolOutput.model_validate(item) for item in outputs]
+        new = apply_tool_outputs(state, parsed, ctx.return_direct_tools())
+        ctx.turns.advance(state, new)
+        state = ctx.turns.load(job_id) or new
+    if state.step == step + 1 and state.phase in ("model", "done"):
+        ensure_dispatched(ctx, state)
+    log_step(job_id, state.session_id, f"collect:{step}", self.name, started)
+    return state.phase
+
+
+@app.task(name=TASK_ABORT_TURN, bind=True)
+def abort_turn(self: Task, request: Any, exc: Any, traceback: Any, job_id: str) -> None:
+    """Errback of a tool fan-out: only infrastructure failures end up here."""
+    get_context().jobs.fail(job_id, f"tool fan-out failed: {type(exc).__name__}: {exc}")

@@ -1,0 +1,195 @@
+"""Pure turn logic of a chat job: state + model reply -> what happens next.
+
+Nothing here knows Celery or Redis. The tasks load a TurnState, call one of the
+transition functions, save the new state and enqueue what its ``phase`` says.
+The behaviour re-creates LlamaIndex's ``OpenAIAgent`` with its rough edges fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from producer.contracts import (
+    SCHEMA_VERSION,
+    ChatMessage,
+    ChatRequest,
+    ToolCall,
+    ToolOutput,
+    Usage,
+)
+from worker.memory_window import MessageCounter, select_window
+
+Phase = Literal["model", "tools", "done"]
+
+
+class ModelReply(BaseModel):
+    """What one chat completion returned, reduced to what the turn needs."""
+
+    content: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+
+
+class ModelCall(BaseModel):
+    """Everything one chat completion request sends."""
+
+    model: str
+    messages: list[ChatMessage]
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+
+
+class TurnState(BaseModel):
+    """Progress of one turn, stored in Redis between tasks.
+
+    ``step`` counts model replies applied so far. ``phase`` says what comes next:
+    another model call, the pending tool calls, or the end of the turn.
+    ``version`` increases with every saved transition so that a duplicate task
+    cannot overwrite newer progress.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    version: int = 0
+    job_id: str
+    session_id: str
+    request: ChatRequest
+    model: str
+    token_limit: int
+    tool_names: list[str]
+    memory_length: int
+    step: int = 0
+    phase: Phase = "model"
+    messages: list[ChatMessage] = Field(default_factory=list)
+    pending_calls: list[ToolCall] = Field(default_factory=list)
+    refused: dict[str, ToolOutput] = Field(default_factory=dict)
+    sources: list[ToolOutput] = Field(default_factory=list)
+    function_calls: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    response: str | None = None
+
+    def runnable_calls(self) -> list[ToolCall]:
+        """Pending calls that the budget allows to run, in call order."""
+        return [call for call in self.pending_calls if call.id not in self.refused]
+
+
+def new_turn(
+    job_id: str,
+    request: ChatRequest,
+    model: str,
+    token_limit: int,
+    tool_names: list[str],
+    memory_length: int,
+) -> TurnState:
+    """The state of a turn that is about to make its first model call."""
+    return TurnState(
+        job_id=job_id,
+        session_id=request.session_id,
+        request=request,
+        model=model,
+        token_limit=token_limit,
+        tool_names=tool_names,
+        memory_length=memory_length,
+        messages=[ChatMessage(role="user", content=request.message)],
+    )
+
+
+def tool_choice_for(state: TurnState) -> str | dict[str, Any]:
+    """The tool_choice of the next model call.
+
+    A spent budget forces ``none`` so the turn ends with a real answer. The requested
+    choice applies to the first call only; later calls are ``auto``, otherwise a
+    forced function would be called again and again.
+    """
+    if state.function_calls >= state.request.max_function_calls:
+        return "none"
+    if state.step > 0:
+        return "auto"
+    choice = state.request.tool_choice
+    if choice in ("auto", "none", "required"):
+        return choice
+    return {"type": "function", "function": {"name": choice}}
+
+
+def build_model_call(
+    state: TurnState,
+    history: Sequence[ChatMessage],
+    tool_schemas: list[dict[str, Any]],
+    count: MessageCounter,
+) -> ModelCall:
+    """Prefix + the memory window that fits + this turn's messages + tool schemas."""
+    prefix = state.request.prefix()
+    fixed_cost = sum(count(m) for m in prefix) + sum(count(m) for m in state.messages)
+    window = select_window(history, max(state.token_limit - fixed_cost, 0), count)
+    call = ModelCall(model=state.model, messages=[*prefix, *window, *state.messages])
+    if tool_schemas:  # no tools -> neither tools nor tool_choice is sent
+        call.tools = tool_schemas
+        call.tool_choice = tool_choice_for(state)
+    return call
+
+
+def budget_refusal(call: ToolCall, budget: int) -> ToolOutput:
+    return ToolOutput(
+        tool_name=call.name,
+        tool_call_id=call.id,
+        arguments=call.arguments,
+        content=f"Error: the turn's budget of {budget} function calls is spent; "
+        f"{call.name} was not run. Answer with what you have.",
+        is_error=True,
+    )
+
+
+def apply_model_reply(state: TurnState, reply: ModelReply) -> TurnState:
+    """Record a model reply; the new phase is ``tools`` or ``done``."""
+    new = state.model_copy(deep=True)
+    new.step += 1
+    new.version += 1
+    new.usage = new.usage.plus(reply.usage)
+    if not reply.tool_calls:
+        new.messages.append(ChatMessage(role="assistant", content=reply.content or ""))
+        new.response = reply.content or ""
+        new.phase = "done"
+        return new
+    new.messages.append(
+        ChatMessage(role="assistant", content=reply.content, tool_calls=list(reply.tool_calls))
+    )
+    budget = new.request.max_function_calls
+    remaining = max(budget - new.function_calls, 0)
+    new.pending_calls = list(reply.tool_calls)
+    # Every call gets an output, so memory never holds a call without its result.
+    new.refused = {c.id: budget_refusal(c, budget) for c in reply.tool_calls[remaining:]}
+    new.phase = "tools"
+    return new
+
+
+def apply_tool_outputs(
+    state: TurnState, outputs: Sequence[ToolOutput], return_direct_tools: Collection[str]
+) -> TurnState:
+    """Record the outputs of the runnable calls (in call order); next is ``model`` or ``done``."""
+    runnable = state.runnable_calls()
+    by_id = {o.tool_call_id: o for o in outputs}
+    missing = [c.id for c in runnable if c.id not in by_id]
+    if missing:
+        raise ValueError(f"tool outputs missing for calls {missing}")
+    new = state.model_copy(deep=True)
+    new.version += 1
+    ordered = [by_id.get(c.id) or state.refused[c.id] for c in state.pending_calls]
+    for output in ordered:
+        new.messages.append(
+            ChatMessage(role="tool", content=output.content, tool_call_id=output.tool_call_id)
+        )
+    new.sources.extend(ordered)
+    new.function_calls += len(runnable)
+    new.pending_calls = []
+    new.refused = {}
+    only = ordered[0] if len(ordered) == 1 else None
+    if only and only.tool_name in return_direct_tools and not only.is_error:
+        # return_direct: the tool's output is the answer; no further model call.
+        new.messages.append(ChatMessage(role="assistant", content=only.content))
+        new.response = only.content
+        new.phase = "done"
+    else:
+        new.phase = "model"
+    return new

@@ -1,0 +1,82 @@
+"""Per-job state the worker keeps between tasks: turn state, replies, tool results.
+
+Everything here is written so that a task delivered twice finds its earlier work:
+model replies are kept per step, tool outputs per tool_call_id, and a turn state is
+only replaced by the transition that follows the version it was read at.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import redis
+
+from producer import keys
+from producer.contracts import ToolOutput
+from worker.turn import ModelReply, TurnState
+
+# Replace the turn state only if the stored one still has the expected version.
+_COMPARE_AND_SET = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  if cjson.decode(current)['version'] ~= tonumber(ARGV[1]) then
+    return 0
+  end
+elseif tonumber(ARGV[1]) >= 0 then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+
+class TurnStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        self._cas = client.register_script(_COMPARE_AND_SET)
+
+    def load(self, job_id: str) -> TurnState | None:
+        raw = cast(str | None, self.redis.get(keys.turn_state(job_id)))
+        return TurnState.model_validate_json(raw) if raw else None
+
+    def create(self, state: TurnState) -> bool:
+        """Store the first state of a turn; False if a (redelivered) start already did."""
+        return self._save(state, expected_version=-1)
+
+    def advance(self, previous: TurnState, new: TurnState) -> bool:
+        """Replace ``previous`` by ``new``; False if another copy of the task got there first."""
+        return self._save(new, expected_version=previous.version)
+
+    def _save(self, state: TurnState, expected_version: int) -> bool:
+        done = self._cas(
+            keys=[keys.turn_state(state.job_id)],
+            args=[expected_version, state.model_dump_json(), keys.job_ttl_seconds()],
+        )
+        return bool(done)
+
+    def reply_once(self, job_id: str, step: int, reply: ModelReply) -> ModelReply:
+        """Keep the first reply stored for a step and return it (ours or an earlier one)."""
+        key = keys.step_reply(job_id, step)
+        if self.redis.set(key, reply.model_dump_json(), nx=True, ex=keys.job_ttl_seconds()):
+            return reply
+        return self.cached_reply(job_id, step) or reply
+
+    def cached_reply(self, job_id: str, step: int) -> ModelReply | None:
+        raw = cast(str | None, self.redis.get(keys.step_reply(job_id, step)))
+        return ModelReply.model_validate_json(raw) if raw else None
+
+    def tool_output_once(self, job_id: str, output: ToolOutput) -> ToolOutput:
+        key = keys.tool_result(job_id, output.tool_call_id)
+        if self.redis.set(key, output.model_dump_json(), nx=True, ex=keys.job_ttl_seconds()):
+            return output
+        return self.cached_tool_output(job_id, output.tool_call_id) or output
+
+    def cached_tool_output(self, job_id: str, tool_call_id: str) -> ToolOutput | None:
+        raw = cast(str | None, self.redis.get(keys.tool_result(job_id, tool_call_id)))
+        return ToolOutput.model_validate_json(raw) if raw else None
+
+    def was_dispatched(self, job_id: str, transition: str) -> bool:
+        return bool(self.redis.exists(keys.dispatched(job_id, transition)))
+
+    def mark_dispatched(self, job_id: str, transition: str) -> None:
+        self.redis.set(keys.dispatched(job_id, transition), "1", ex=keys.job_ttl_seconds())
