@@ -1,0 +1,28 @@
+"""Builds the route table: each feature module contributes ``register(router, state)``.
+
+To add an endpoint family (``/v1/assistants``, ``/v1/threads/...``, ``/v1/responses``),
+write a module with a ``register`` function and append it to :data:`FEATURES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from simulator import control, endpoints
+from simulator.routing import Router
+from simulator.state import SimState
+
+Register = Callable[[Router, SimState], None]
+
+FEATURES: tuple[Register, ...] = (
+    endpoints.register,
+    control.register,
+)
+
+
+def build_router(state: SimState) -> Router:
+    """A router with every feature's routes, bound to ``state``."""
+    router = Router()
+    for register in FEATURES:
+        register(router, state)
+    return router
