@@ -1,0 +1,61 @@
+"""Test-only tools, loaded by workers with ``AGENT_TOOL_MODULES=tests.tool_fixtures``.
+
+Importing this module registers the tools in the default registry.
+"""
+
+from __future__ import annotations
+
+import time
+
+from worker.tools import tool
+
+
+@tool
+def sleep_for(seconds: float) -> str:
+    """Sleep for a number of seconds, then say so (for time-out and concurrency tests).
+
+    Args:
+        seconds: How long to sleep.
+    """
+    time.sleep(seconds)
+    return f"slept {seconds}"
+
+
+@tool
+def fail_always(reason: str) -> str:
+    """Always fail with RuntimeError(reason).
+
+    Args:
+        reason: The error message to raise.
+    """
+    raise RuntimeError(reason)
+
+
+@tool(return_direct=True)
+def lookup_order(order_id: int) -> str:
+    """Look up the shipping status of an order; the answer goes straight to the user.
+
+    Args:
+        order_id: The order number.
+    """
+    return f"Order {order_id}: shipped"
+
+
+@tool(idempotent=False)
+def record_call(key: str) -> str:
+    """Record that a side effect happened (a non-idempotent tool).
+
+    Args:
+        key: What to record.
+    """
+    return f"recorded {key}"
+
+
+@tool
+def echo(text: str) -> str:
+    """Return the text unchanged.
+
+    Args:
+        text: The text to echo.
+    """
+    return text
