@@ -1,0 +1,136 @@
+"""Benchmark: latency of a one-tool turn through the queue, and turns per second.
+
+Starts its own redis-server, simulator (zero latency) and one worker process per queue,
+then prints one JSON object:
+- ``queued_turn_ms``: a one-tool turn (2 model calls + 1 tool) submitted through the
+  producer and awaited, one at a time;
+- ``in_process_turn_ms``: the same turn as a plain loop with the same ``openai`` client
+  and simulator, no queue (the floor the queue adds to);
+- ``throughput``: 100 sessions submitting at once; turns per second until all are done.
+
+Run: ``.venv/bin/python bench/turn_latency.py [--turns 200] [--sessions 100]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import openai  # noqa: E402
+
+from producer.client import AgentClient  # noqa: E402
+from producer.contracts import JobStatus  # noqa: E402
+from producer.devstack import DevStack  # noqa: E402
+from producer.contracts import ToolCall  # noqa: E402
+from worker.tools import default_registry, execute_tool_call  # noqa: E402
+
+QUESTION = "What is 17 * 3?"
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return {
+        "n": len(ordered),
+        "median": round(statistics.median(ordered), 2),
+        "p95": round(p95, 2),
+        "min": round(ordered[0], 2),
+    }
+
+
+def queued_turns(client: AgentClient, turns: int) -> list[float]:
+    samples = []
+    for i in range(turns):
+        started = time.perf_counter()
+        result = client.run({"session_id": f"bench-lat-{i}", "message": QUESTION,
+                             "tools": ["calculator"]}, timeout=30)
+        samples.append((time.perf_counter() - started) * 1000)
+        if result.status != JobStatus.SUCCEEDED or len(result.sources) != 1:
+            raise RuntimeError(f"unexpected result: {result}")
+    return samples
+
+
+def in_process_turns(base_url: str, turns: int) -> list[float]:
+    """The same turn without a queue: model call, tool, model call, in one loop."""
+    model = openai.OpenAI(base_url=base_url, api_key="sk-bench", max_retries=0)
+    tools = default_registry.schemas(["calculator"])
+    samples = []
+    for _ in range(turns):
+        started = time.perf_counter()
+        messages: list[dict[str, Any]] = [{"role": "user", "content": QUESTION}]
+        while True:
+            reply = model.chat.completions.create(
+                model="gpt-4o-mini", messages=messages,  # type: ignore[arg-type]
+                tools=tools, tool_choice="auto",  # type: ignore[arg-type]
+            ).choices[0].message
+            if not reply.tool_calls:
+                break
+            messages.append(reply.model_dump(exclude_none=True))
+            for call in reply.tool_calls:
+                output = execute_tool_call(
+                    default_registry,
+                    ToolCall(id=call.id, name=call.function.name,  # type: ignore[union-attr]
+                             arguments=call.function.arguments),  # type: ignore[union-attr]
+                    None,
+                )
+                messages.append({"role": "tool", "tool_call_id": call.id,
+                                 "content": output.content})
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def throughput(client: AgentClient, sessions: int, round_no: int) -> float:
+    started = time.perf_counter()
+    jobs = [
+        client.submit({"session_id": f"bench-tp-{round_no}-{i}", "message": QUESTION,
+                       "tools": ["calculator"]})
+        for i in range(sessions)
+    ]
+    for job_id in jobs:
+        if client.wait(job_id, timeout=120).status != JobStatus.SUCCEEDED:
+            raise RuntimeError(f"job {job_id} failed")
+    return sessions / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--sessions", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=2, help="pool size per worker")
+    args = parser.parse_args()
+    with DevStack() as stack:
+        redis_url = stack.start_redis()
+        sim_url = stack.start_simulator(latency_ms=0)
+        stack.start_worker(["agents"], args.concurrency, "agents", loglevel="INFO")
+        stack.start_worker(["tools"], args.concurrency, "tools", loglevel="INFO")
+        with AgentClient(redis_url) as client:
+            queued_turns(client, 10)  # warm up pools, connections and tokenizer
+            queued = queued_turns(client, args.turns)
+            direct = in_process_turns(sim_url, args.turns)
+            rates = [throughput(client, args.sessions, r) for r in range(args.rounds)]
+    queued_stats, direct_stats = percentiles(queued), percentiles(direct)
+    print(json.dumps({
+        "benchmark": "one-tool chat turn (2 model calls + 1 tool), simulator latency 0",
+        "workers": {"agents": f"1 process, prefork -c {args.concurrency}",
+                    "tools": f"1 process, prefork -c {args.concurrency}"},
+        "queued_turn_ms": queued_stats,
+        "in_process_turn_ms": direct_stats,
+        "queue_overhead_ms_median": round(queued_stats["median"] - direct_stats["median"], 2),
+        "throughput": {
+            "sessions_at_once": args.sessions,
+            "turns_per_second_each_round": [round(r, 1) for r in rates],
+            "turns_per_second_median": round(statistics.median(rates), 1),
+        },
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
