@@ -38,7 +38,6 @@ result_expires = int(os.environ.get("AGENT_RESULT_TTL", "86400"))
 # Events so Flower sees every task, including queued ones.
 worker_send_task_events = True
 task_send_sent_event = True
-task_track_started = True
 
 task_default_queue = "agents"
 task_queues = (Queue("agents"), Queue("tools"))

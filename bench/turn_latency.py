@@ -23,20 +23,22 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import openai  # noqa: E402
+import openai
 
-from producer.client import AgentClient  # noqa: E402
-from producer.contracts import JobStatus  # noqa: E402
-from producer.devstack import DevStack  # noqa: E402
-from producer.contracts import ToolCall  # noqa: E402
-from worker.tools import default_registry, execute_tool_call  # noqa: E402
+from producer.client import AgentClient
+from producer.contracts import (
+    JobStatus,
+    ToolCall,
+)
+from producer.devstack import DevStack
+from worker.tools import default_registry, execute_tool_call
 
 QUESTION = "What is 17 * 3?"
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return {
         "n": len(ordered),
         "median": round(statistics.median(ordered), 2),

@@ -27,7 +27,6 @@ SCHEMA_VERSION = 1
 TASK_START_TURN = "agents.turn.start"
 TASK_MODEL_STEP = "agents.model.step"
 TASK_TOOL_RUN = "agents.tool.run"
-TASK_COLLECT_TOOLS = "agents.turn.collect"
 TASK_ABORT_TURN = "agents.turn.abort"
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"

@@ -81,7 +81,10 @@ class JobStore:
         self, job_id: str, after: str = "0-0", block_ms: int | None = None
     ) -> list[tuple[str, JobEvent]]:
         """Events after stream id ``after``; waits up to ``block_ms`` when there are none."""
-        reply = self.redis.xread({keys.job_events(job_id): after}, block=block_ms, count=100)
+        reply = cast(
+            list[tuple[str, list[tuple[str, dict[str, str]]]]],
+            self.redis.xread({keys.job_events(job_id): after}, block=block_ms, count=100),
+        )
         found: list[tuple[str, JobEvent]] = []
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
@@ -154,7 +157,7 @@ class JobStore:
         return [ChatMessage.model_validate_json(item) for item in raw]
 
     def history_length(self, session_id: str) -> int:
-        return cast(int, self.redis.llen(keys.session_messages(session_id)))
+        return int(self.redis.llen(keys.session_messages(session_id)))
 
     def reset(self, session_id: str) -> bool:
         """Forget a session's memory. True when there was something to delete."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from celery.signals import worker_process_init
 
 from worker.settings import WorkerSettings
 from worker.tools import load_tool_modules
@@ -13,6 +16,17 @@ app.config_from_object("celeryconfig")
 # Tools named in AGENT_TOOL_MODULES register at start-up, so a typo stops the worker
 # at once instead of failing jobs later.
 load_tool_modules(WorkerSettings.from_env().tool_modules)
+
+
+
+@worker_process_init.connect
+def _warm_up_pool_process(**_: Any) -> None:
+    # Each pool process loads the openai client and tokenizer once, at start-up,
+    # so a job's first model call does not pay ~200 ms for it.
+    from worker.context import get_context
+
+    get_context().warm_up()
+
 
 # Importing the task modules registers the tasks with the app (they import ``app``).
 import worker.tasks  # noqa: E402, F401

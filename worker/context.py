@@ -37,6 +37,12 @@ class WorkerContext:
     def model(self) -> openai.OpenAI:
         return make_client(self.settings.model_timeout)
 
+    def warm_up(self) -> None:
+        """Build the clients and load the tokenizer now, not during a job's first step."""
+        self.jobs.redis.ping()
+        _ = self.turns, self.model.chat.completions  # the client imports lazily
+        self.count_message(ChatMessage(role="user", content="warm up"))
+
     def count_message(self, message: ChatMessage) -> int:
         return message_tokens(message, text_counter(self.settings.tokenizer))
 

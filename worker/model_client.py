@@ -118,5 +118,5 @@ def backoff_seconds(attempt: int, server_hint: float, cap: float = 30.0) -> floa
     """
     if server_hint > 0:
         return min(server_hint, cap)
-    base = min(cap, 0.5 * (2**attempt))
+    base = min(cap, 0.5 * 2.0**attempt)
     return base / 2 + random.uniform(0, base / 2)

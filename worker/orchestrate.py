@@ -13,7 +13,6 @@ from celery import chord
 
 from producer.contracts import (
     TASK_ABORT_TURN,
-    TASK_COLLECT_TOOLS,
     TASK_MODEL_STEP,
     TASK_TOOL_RUN,
     JobEvent,
@@ -47,17 +46,19 @@ def enqueue_model_step(job_id: str, step: int) -> None:
 
 
 def enqueue_tool_fanout(state: TurnState) -> None:
-    """One tool task per runnable call, in parallel; a callback collects them in order."""
-    tool_step = state.step - 1  # the model step whose reply asked for these calls
-    collect = app.signature(
-        TASK_COLLECT_TOOLS,
-        kwargs={"job_id": state.job_id, "step": tool_step},
-        kwargsrepr=f"job={state.job_id} step={tool_step}",
+    """One tool task per runnable call, in parallel; the next model step is the callback.
+
+    The chord hands the callback the outputs in call order.
+    """
+    next_step = app.signature(
+        TASK_MODEL_STEP,
+        kwargs={"job_id": state.job_id, "step": state.step},
+        kwargsrepr=f"job={state.job_id} step={state.step}",
     )
-    collect.on_error(app.signature(TASK_ABORT_TURN, kwargs={"job_id": state.job_id}))
+    next_step.on_error(app.signature(TASK_ABORT_TURN, kwargs={"job_id": state.job_id}))
     calls = state.runnable_calls()
     if not calls:  # every call was refused by the budget: nothing to run
-        collect.apply_async(args=[[]])
+        next_step.apply_async(args=[[]])
         return
     header = [
         app.signature(
@@ -71,7 +72,7 @@ def enqueue_tool_fanout(state: TurnState) -> None:
         )
         for call in calls
     ]
-    chord(header)(collect)
+    chord(header)(next_step)
 
 
 def finish_turn(ctx: WorkerContext, state: TurnState) -> None:

@@ -35,6 +35,19 @@ class TurnStore:
         self.redis = client
         self._cas = client.register_script(_COMPARE_AND_SET)
 
+    def load_step(
+        self, job_id: str, step: int
+    ) -> tuple[TurnState | None, bool, ModelReply | None]:
+        """In one round trip: the turn state, whether the job ended, the step's stored reply."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.turn_state(job_id))
+        pipe.exists(keys.job_final(job_id))
+        pipe.get(keys.step_reply(job_id, step))
+        raw_state, final, raw_reply = pipe.execute()
+        state = TurnState.model_validate_json(raw_state) if raw_state else None
+        reply = ModelReply.model_validate_json(raw_reply) if raw_reply else None
+        return state, bool(final), reply
+
     def load(self, job_id: str) -> TurnState | None:
         raw = cast(str | None, self.redis.get(keys.turn_state(job_id)))
         return TurnState.model_validate_json(raw) if raw else None

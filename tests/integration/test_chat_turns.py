@@ -107,13 +107,17 @@ def test_tool_not_allowed_for_the_request_is_not_found(
     assert [t["function"]["name"] for t in sim.requests(model)[0]["tools"]] == ["calculator"]
 
 
+def echo(text: str, call_id: str) -> dict[str, object]:
+    return tool_call("echo", {"text": text}, call_id)
+
+
 def test_budget_of_function_calls_forces_a_final_answer(
     client: AgentClient, sim: Simulator, model: str, session: str
 ) -> None:
     sim.script(
         model,
-        {"tool_calls": [tool_call("echo", {"text": "1"}, "a"), tool_call("echo", {"text": "2"}, "b")]},
-        {"tool_calls": [tool_call("echo", {"text": "3"}, "c"), tool_call("echo", {"text": "4"}, "d")]},
+        {"tool_calls": [echo("1", "a"), echo("2", "b")]},
+        {"tool_calls": [echo("3", "c"), echo("4", "d")]},
         {"content": "final"},
     )
     result = client.run(
@@ -190,7 +194,7 @@ def test_two_turn_session_remembers_the_first(
                          "model": "gpt-4o"})
     assert first.status == second.status == JobStatus.SUCCEEDED
     assert "Ada" in (second.response or "")
-    assert [m.content for m in client.history(session)][0] == "My name is Ada."
+    assert client.history(session)[0].content == "My name is Ada."
 
 
 def test_memory_window_drops_oldest_messages_to_fit_the_token_limit(

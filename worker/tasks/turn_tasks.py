@@ -1,4 +1,4 @@
-"""Tasks that drive a chat turn: start, one model step, collect tool outputs, abort."""
+"""Tasks that drive a chat turn: start it, one task per model call, abort."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pydantic import ValidationError
 
 from producer.contracts import (
     TASK_ABORT_TURN,
-    TASK_COLLECT_TOOLS,
     TASK_MODEL_STEP,
     TASK_START_TURN,
     JobStatus,
@@ -26,6 +25,7 @@ from worker.orchestrate import ensure_dispatched
 from worker.tasks.base import InvalidTaskMessage, JobTask, log_step
 from worker.tokens import default_token_limit
 from worker.turn import (
+    ModelReply,
     TurnState,
     apply_model_reply,
     apply_tool_outputs,
@@ -36,7 +36,7 @@ from worker.turn import (
 logger = get_task_logger("celery_agents")
 
 
-@app.task(name=TASK_START_TURN, base=JobTask, bind=True)
+@app.task(name=TASK_START_TURN, base=JobTask, bind=True, ignore_result=True)
 def start_turn(self: Task, *args: Any, **kwargs: Any) -> str:
     """Validate the request, create the turn state and enqueue the first model step."""
     started = time.perf_counter()
@@ -95,69 +95,81 @@ def _create_turn(ctx: WorkerContext, message: StartTurn) -> TurnState | None:
     return state
 
 
-@app.task(name=TASK_MODEL_STEP, base=JobTask, bind=True)
-def model_step(self: Task, job_id: str, step: int) -> str:
-    """Make model call number ``step`` of the turn, record the reply, enqueue what follows."""
+@app.task(name=TASK_MODEL_STEP, base=JobTask, bind=True, ignore_result=True)
+def model_step(
+    self: Task, tool_outputs: list[Any] | None = None, *, job_id: str, step: int
+) -> str:
+    """Model call number ``step`` of the turn; record the reply and enqueue what follows.
+
+    As the callback of a tool fan-out it first records the tools' outputs in call
+    order. Folding that into the next model call saves one queue hop per tool round.
+    """
     started = time.perf_counter()
     ctx = get_context()
-    state = ctx.turns.load(job_id)
-    if state is None or ctx.jobs.is_final(job_id):
+    state, final, reply = ctx.turns.load_step(job_id, step)
+    if state is None or final:
         return "nothing to do"
+    if tool_outputs is not None and state.step == step and state.phase == "tools":
+        state = _record_tool_outputs(ctx, state, tool_outputs)
     if state.step == step and state.phase == "model":
-        reply = ctx.turns.cached_reply(job_id, step)
         if reply is None:
-            call = build_model_call(
-                state,
-                ctx.jobs.history(state.session_id, state.memory_length),
-                ctx.registry.schemas(state.tool_names),
-                ctx.count_message,
-            )
-            ctx.jobs.emit(job_id, "model_call", step=step, model=state.model)
-            try:
-                reply = complete(ctx.model, call)
-            except ModelError as exc:
-                attempt = self.request.retries
-                if exc.retry_after is not None and attempt < ctx.settings.model_max_retries:
-                    countdown = backoff_seconds(attempt, exc.retry_after)
-                    logger.warning("job %s step %s: %s; retry in %.1fs", job_id, step, exc,
-                                   countdown)
-                    raise self.retry(countdown=countdown, max_retries=None) from None
-                ctx.jobs.fail(job_id, str(exc), step=step)
+            reply = _call_model(self, ctx, state)
+            if reply is None:
                 return "failed"
-            reply = ctx.turns.reply_once(job_id, step, reply)
-        new = apply_model_reply(state, reply)
-        if ctx.turns.advance(state, new):
-            ctx.jobs.emit(
-                job_id, "model_reply", step=step,
-                tool_calls=[c.name for c in reply.tool_calls], final=new.phase == "done",
-            )
-        state = ctx.turns.load(job_id) or new
-    if state.step == step + 1 and state.phase in ("tools", "done"):
+        state = _record_reply(ctx, state, reply)
+    ended_here = state.step == step and state.phase == "done"  # a return_direct tool
+    if ended_here or (state.step == step + 1 and state.phase in ("tools", "done")):
         ensure_dispatched(ctx, state)
     log_step(job_id, state.session_id, f"model:{step}", self.name, started)
     return state.phase
 
 
-@app.task(name=TASK_COLLECT_TOOLS, base=JobTask, bind=True)
-def collect_tool_outputs(self: Task, outputs: list[Any], job_id: str, step: int) -> str:
-    """Chord callback: the outputs of step ``step``'s tool calls, in call order."""
-    started = time.perf_counter()
-    ctx = get_context()
-    state = ctx.turns.load(job_id)
-    if state is None or ctx.jobs.is_final(job_id):
-        return "nothing to do"
-    if state.step == step + 1 and state.phase == "tools":
-        parsed = [ToolOutput.model_validate(item) for item in outputs]
-        new = apply_tool_outputs(state, parsed, ctx.return_direct_tools())
-        ctx.turns.advance(state, new)
-        state = ctx.turns.load(job_id) or new
-    if state.step == step + 1 and state.phase in ("model", "done"):
-        ensure_dispatched(ctx, state)
-    log_step(job_id, state.session_id, f"collect:{step}", self.name, started)
-    return state.phase
+def _record_tool_outputs(ctx: WorkerContext, state: TurnState, outputs: list[Any]) -> TurnState:
+    parsed = [ToolOutput.model_validate(item) for item in outputs]
+    new = apply_tool_outputs(state, parsed, ctx.return_direct_tools())
+    if ctx.turns.advance(state, new):
+        return new
+    return ctx.turns.load(state.job_id) or new  # another copy of this task got there first
 
 
-@app.task(name=TASK_ABORT_TURN, bind=True)
+def _call_model(task: Task, ctx: WorkerContext, state: TurnState) -> ModelReply | None:
+    """The model's reply, kept once per step; None when the job failed instead.
+
+    Transient errors reschedule this task with a countdown (no worker sleeps).
+    """
+    call = build_model_call(
+        state,
+        ctx.jobs.history(state.session_id, state.memory_length),
+        ctx.registry.schemas(state.tool_names),
+        ctx.count_message,
+    )
+    ctx.jobs.emit(state.job_id, "model_call", step=state.step, model=state.model)
+    try:
+        reply = complete(ctx.model, call)
+    except ModelError as exc:
+        attempt = task.request.retries
+        if exc.retry_after is not None and attempt < ctx.settings.model_max_retries:
+            countdown = backoff_seconds(attempt, exc.retry_after)
+            logger.warning("job %s step %s: %s; retry %d in %.1fs",
+                           state.job_id, state.step, exc, attempt + 1, countdown)
+            raise task.retry(countdown=countdown, max_retries=None) from None
+        ctx.jobs.fail(state.job_id, str(exc), step=state.step)
+        return None
+    return ctx.turns.reply_once(state.job_id, state.step, reply)
+
+
+def _record_reply(ctx: WorkerContext, state: TurnState, reply: ModelReply) -> TurnState:
+    new = apply_model_reply(state, reply)
+    if not ctx.turns.advance(state, new):
+        return ctx.turns.load(state.job_id) or new
+    ctx.jobs.emit(
+        state.job_id, "model_reply", step=state.step,
+        tool_calls=[c.name for c in reply.tool_calls], final=new.phase == "done",
+    )
+    return new
+
+
+@app.task(name=TASK_ABORT_TURN, bind=True, ignore_result=True)
 def abort_turn(self: Task, request: Any, exc: Any, traceback: Any, job_id: str) -> None:
     """Errback of a tool fan-out: only infrastructure failures end up here."""
     get_context().jobs.fail(job_id, f"tool fan-out failed: {type(exc).__name__}: {exc}")
