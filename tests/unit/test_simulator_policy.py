@@ -220,3 +220,12 @@ def test_extractors() -> None:
 def test_policy_is_deterministic() -> None:
     messages = [user("Weather in Oslo? no, Vienna and Madrid. And 3*3")]
     assert decide(messages, TOOLS, "auto") == decide(messages, TOOLS, "auto")
+
+
+def test_simulator_knows_every_city_the_weather_tool_knows() -> None:
+    """The demo asks for cities by name: each must reach the tool as a call."""
+    from simulator.text_extract import KNOWN_CITIES
+    from worker.tools.builtin import _WEATHER
+
+    known = {city.lower() for city in KNOWN_CITIES}
+    assert set(_WEATHER) <= known, sorted(set(_WEATHER) - known)
