@@ -1,0 +1,50 @@
+"""The API key lives in the worker's environment only: never in Redis or in any log."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from producer.client import AgentClient
+from producer.devstack import DevStack
+from tests.integration.conftest import API_KEY, Simulator, tool_call
+
+pytestmark = pytest.mark.integration
+
+
+def stored_values(r: redis.Redis, key: bytes) -> list[bytes]:
+    kind = r.type(key)
+    if kind == b"string":
+        return [r.get(key) or b""]
+    if kind == b"list":
+        return list(r.lrange(key, 0, -1))
+    if kind == b"hash":
+        return list(r.hgetall(key).values())
+    if kind == b"set":
+        return list(r.smembers(key))
+    if kind == b"zset":
+        return list(r.zrange(key, 0, -1))
+    if kind == b"stream":
+        return [value for _, fields in r.xrange(key) for value in fields.values()]
+    return [r.dump(key) or b""]
+
+
+def test_api_key_never_reaches_redis_or_logs(
+    stack: DevStack, client: AgentClient, sim: Simulator, model: str, session: str
+) -> None:
+    # jobs that touch every path: tools, a tool error, a failed model call
+    sim.script(model, {"tool_calls": [tool_call("echo", {"text": "x"}, "c1"),
+                                      tool_call("fail_always", {"reason": "r"}, "c2")]},
+               {"content": "ok"},
+               {"error": {"status": 401, "message": "Incorrect API key", "type": "auth"}})
+    assert client.run({"session_id": session, "message": "a", "model": model}).response == "ok"
+    assert client.run({"session_id": session, "message": "b", "model": model}).error
+    assert stack.redis_url
+    r = redis.Redis.from_url(stack.redis_url)
+    needle = API_KEY.encode()
+    keys = list(r.scan_iter("*"))
+    assert len(keys) > 10, "the scan must see the jobs' keys"
+    for key in keys:
+        assert not any(needle in value for value in stored_values(r, key)), key
+    for proc in stack.processes:
+        assert API_KEY not in proc.log_text(), f"API key found in the {proc.name} log"
