@@ -74,13 +74,14 @@ class AgentClient:
                 updated_at=now,
             )
         )
-        self.jobs.emit(job_id, "queued", session_id=request.session_id)
+        self.jobs.emit(job_id, "queued", create=True, session_id=request.session_id)
         try:
             self.celery.send_task(
                 TASK_START_TURN,
                 kwargs={"message": message.model_dump(mode="json")},
                 task_id=f"{job_id}-start",
                 kwargsrepr=f"job={job_id} session={request.session_id}",
+                ignore_result=True,  # progress is read from the job's events, not Celery results
             )
         except Exception as exc:  # the broker is down: do not leave a job queued forever
             self.jobs.fail(job_id, f"could not enqueue the job: {type(exc).__name__}: {exc}")

@@ -61,21 +61,38 @@ class JobStore:
         raw = cast(str | None, self.redis.get(keys.job(job_id)))
         return JobResult.model_validate_json(raw) if raw else None
 
-    def is_final(self, job_id: str) -> bool:
-        return bool(self.redis.exists(keys.job_final(job_id)))
-
     # Events
-    def emit(self, job_id: str, kind: str, step: int | None = None, **detail: Any) -> None:
-        event = JobEvent(job_id=job_id, kind=kind, at=time.time(), step=step, detail=detail)  # type: ignore[arg-type]
+    def emit(
+        self, job_id: str, kind: str, step: int | None = None, *, create: bool = False,
+        **detail: Any,
+    ) -> None:
+        """Append an event. ``create`` sets the stream's TTL (the first event of a job);
+        later events leave it, and ending the job refreshes it."""
         pipe = self.redis.pipeline(transaction=False)
+        self._add_event(pipe, job_id, kind, step, detail)
+        if create:
+            pipe.expire(keys.job_events(job_id), keys.job_ttl_seconds())
+        pipe.execute()
+
+    def mark_running(self, job: JobResult, **detail: Any) -> None:
+        """The worker took the job: update its record and emit ``started``, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(keys.job(job.job_id), job.model_dump_json(), ex=keys.job_ttl_seconds())
+        self._add_event(pipe, job.job_id, "started", None, detail)
+        pipe.execute()
+
+    @staticmethod
+    def _add_event(
+        pipe: redis.client.Pipeline, job_id: str, kind: str, step: int | None,
+        detail: dict[str, Any],
+    ) -> None:
+        event = JobEvent(job_id=job_id, kind=kind, at=time.time(), step=step, detail=detail)  # type: ignore[arg-type]
         pipe.xadd(
             keys.job_events(job_id),
             {"event": event.model_dump_json()},
             maxlen=EVENTS_MAX_LEN,
             approximate=True,
         )
-        pipe.expire(keys.job_events(job_id), keys.job_ttl_seconds())
-        pipe.execute()
 
     def read_events(
         self, job_id: str, after: str = "0-0", block_ms: int | None = None
@@ -155,9 +172,6 @@ class JobStore:
             return []
         raw = cast(list[str], self.redis.lrange(keys.session_messages(session_id), 0, end))
         return [ChatMessage.model_validate_json(item) for item in raw]
-
-    def history_length(self, session_id: str) -> int:
-        return int(self.redis.llen(keys.session_messages(session_id)))
 
     def reset(self, session_id: str) -> bool:
         """Forget a session's memory. True when there was something to delete."""

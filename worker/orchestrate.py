@@ -24,13 +24,17 @@ from worker.context import WorkerContext
 from worker.turn import TurnState
 
 
-def ensure_dispatched(ctx: WorkerContext, state: TurnState) -> None:
-    """Enqueue the follow-up of ``state`` unless that was done already."""
+def ensure_dispatched(ctx: WorkerContext, state: TurnState, fresh: bool = False) -> None:
+    """Enqueue the follow-up of ``state`` unless that was done already.
+
+    ``fresh``: this task itself just saved ``state``, so nobody can have dispatched it yet
+    and the check is skipped (one round trip less on the normal path).
+    """
     if state.phase == "done":
         finish_turn(ctx, state)  # idempotent by itself
         return
     transition = f"v{state.version}"
-    if ctx.turns.was_dispatched(state.job_id, transition):
+    if not fresh and ctx.turns.was_dispatched(state.job_id, transition):
         return
     if state.phase == "model":
         enqueue_model_step(state.job_id, state.step)
@@ -55,7 +59,8 @@ def enqueue_tool_fanout(state: TurnState) -> None:
         kwargs={"job_id": state.job_id, "step": state.step},
         kwargsrepr=f"job={state.job_id} step={state.step}",
     )
-    next_step.on_error(app.signature(TASK_ABORT_TURN, kwargs={"job_id": state.job_id}))
+    abort = app.signature(TASK_ABORT_TURN, kwargs={"job_id": state.job_id})
+    next_step.on_error(abort)
     calls = state.runnable_calls()
     if not calls:  # every call was refused by the budget: nothing to run
         next_step.apply_async(args=[[]])
@@ -72,12 +77,18 @@ def enqueue_tool_fanout(state: TurnState) -> None:
         )
         for call in calls
     ]
+    if len(header) == 1:
+        # One call needs no chord: a plain link hands its output to the next step and
+        # skips the chord's counter and stored results (the common case).
+        only = header[0].set(ignore_result=True)
+        only.on_error(abort)
+        (only | next_step).apply_async()
+        return
     chord(header)(next_step)
 
 
 def finish_turn(ctx: WorkerContext, state: TurnState) -> None:
     """Write the result, the final event and the turn's messages to memory, once."""
-    current = ctx.jobs.get_job(state.job_id)
     now = time.time()
     result = JobResult(
         job_id=state.job_id,
@@ -88,7 +99,7 @@ def finish_turn(ctx: WorkerContext, state: TurnState) -> None:
         usage=state.usage,
         model=state.model,
         model_calls=state.step,
-        created_at=current.created_at if current else now,
+        created_at=state.created_at or now,
         updated_at=now,
     )
     event = JobEvent(

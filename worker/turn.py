@@ -60,6 +60,7 @@ class TurnState(BaseModel):
     token_limit: int
     tool_names: list[str]
     memory_length: int
+    created_at: float = 0.0
     step: int = 0
     phase: Phase = "model"
     messages: list[ChatMessage] = Field(default_factory=list)
@@ -82,6 +83,7 @@ def new_turn(
     token_limit: int,
     tool_names: list[str],
     memory_length: int,
+    created_at: float = 0.0,
 ) -> TurnState:
     """The state of a turn that is about to make its first model call."""
     return TurnState(
@@ -92,6 +94,7 @@ def new_turn(
         token_limit=token_limit,
         tool_names=tool_names,
         memory_length=memory_length,
+        created_at=created_at,
         messages=[ChatMessage(role="user", content=request.message)],
     )
 

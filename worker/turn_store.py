@@ -12,7 +12,7 @@ from typing import cast
 import redis
 
 from producer import keys
-from producer.contracts import ToolOutput
+from producer.contracts import JobResult, ToolOutput
 from worker.turn import ModelReply, TurnState
 
 # Replace the turn state only if the stored one still has the expected version.
@@ -47,6 +47,20 @@ class TurnStore:
         state = TurnState.model_validate_json(raw_state) if raw_state else None
         reply = ModelReply.model_validate_json(raw_reply) if raw_reply else None
         return state, bool(final), reply
+
+    def load_start(
+        self, job_id: str, session_id: str
+    ) -> tuple[bool, TurnState | None, JobResult | None, int]:
+        """In one round trip: job ended?, turn state, job record, session memory length."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(keys.job_final(job_id))
+        pipe.get(keys.turn_state(job_id))
+        pipe.get(keys.job(job_id))
+        pipe.llen(keys.session_messages(session_id))
+        final, raw_state, raw_job, memory_length = pipe.execute()
+        state = TurnState.model_validate_json(raw_state) if raw_state else None
+        job = JobResult.model_validate_json(raw_job) if raw_job else None
+        return bool(final), state, job, int(memory_length)
 
     def load(self, job_id: str) -> TurnState | None:
         raw = cast(str | None, self.redis.get(keys.turn_state(job_id)))

@@ -138,6 +138,20 @@ def test_budget_of_function_calls_forces_a_final_answer(
     assert call_ids == result_ids == ["a", "b", "c", "d"]
 
 
+def test_calls_from_a_model_ignoring_tool_choice_none_are_refused_not_run(
+    client: AgentClient, sim: Simulator, model: str, session: str
+) -> None:
+    sim.script(model, {"tool_calls": [echo("1", "a")]}, {"content": "answer anyway"})
+    result = client.run(
+        {"session_id": session, "message": "x", "model": model, "max_function_calls": 0}
+    )
+    assert result.status == JobStatus.SUCCEEDED, result.error
+    assert result.response == "answer anyway"
+    [refused] = result.sources
+    assert refused.is_error and "budget of 0" in refused.content
+    assert [r["tool_choice"] for r in sim.requests(model)] == ["none", "none"]
+
+
 def test_return_direct_ends_the_turn_without_another_model_call(
     client: AgentClient, sim: Simulator, model: str, session: str
 ) -> None:

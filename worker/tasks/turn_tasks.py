@@ -13,6 +13,7 @@ from producer.contracts import (
     TASK_ABORT_TURN,
     TASK_MODEL_STEP,
     TASK_START_TURN,
+    JobResult,
     JobStatus,
     StartTurn,
     ToolOutput,
@@ -49,17 +50,22 @@ def start_turn(self: Task, *args: Any, **kwargs: Any) -> str:
         ) from None
     ctx = get_context()
     job_id = message.job_id
-    if ctx.jobs.is_final(job_id):
+    final, state, job, memory_length = ctx.turns.load_start(job_id, message.request.session_id)
+    if final:
         return "already ended"
-    state = ctx.turns.load(job_id) or _create_turn(ctx, message)
+    fresh = state is None
     if state is None:
-        return "failed"
-    ensure_dispatched(ctx, state)
+        state = _create_turn(ctx, message, job, memory_length)
+        if state is None:
+            return "failed"
+    ensure_dispatched(ctx, state, fresh=fresh)
     log_step(job_id, state.session_id, "start", self.name, started)
     return "started"
 
 
-def _create_turn(ctx: WorkerContext, message: StartTurn) -> TurnState | None:
+def _create_turn(
+    ctx: WorkerContext, message: StartTurn, job: JobResult | None, memory_length: int
+) -> TurnState | None:
     request = message.request
     known = ctx.registry.names()
     names = request.tools if request.tools is not None else known
@@ -74,30 +80,32 @@ def _create_turn(ctx: WorkerContext, message: StartTurn) -> TurnState | None:
         )
         return None
     model = request.model or ctx.settings.default_model
+    now = time.time()
     state = new_turn(
         job_id=message.job_id,
         request=request,
         model=model,
         token_limit=request.token_limit or default_token_limit(model),
         tool_names=list(names),
-        memory_length=ctx.jobs.history_length(request.session_id),
+        memory_length=memory_length,
+        created_at=job.created_at if job else now,
     )
     if not ctx.turns.create(state):  # a redelivered copy created it first
         return ctx.turns.load(message.job_id)
-    job = ctx.jobs.get_job(message.job_id)
-    if job is not None:
-        ctx.jobs.put_job(
-            job.model_copy(
-                update={"status": JobStatus.RUNNING, "model": model, "updated_at": time.time()}
-            )
-        )
-    ctx.jobs.emit(message.job_id, "started", model=model, tools=list(names))
+    if job is None:  # sent by a producer that did not create a record
+        job = JobResult(job_id=message.job_id, session_id=request.session_id,
+                        status=JobStatus.QUEUED, created_at=now, updated_at=now)
+    running = job.model_copy(
+        update={"status": JobStatus.RUNNING, "model": model, "updated_at": now}
+    )
+    ctx.jobs.mark_running(running, model=model, tools=list(names))
     return state
 
 
 @app.task(name=TASK_MODEL_STEP, base=JobTask, bind=True, ignore_result=True)
 def model_step(
-    self: Task, tool_outputs: list[Any] | None = None, *, job_id: str, step: int
+    self: Task, tool_outputs: list[Any] | dict[str, Any] | None = None, *, job_id: str,
+    step: int,
 ) -> str:
     """Model call number ``step`` of the turn; record the reply and enqueue what follows.
 
@@ -109,27 +117,33 @@ def model_step(
     state, final, reply = ctx.turns.load_step(job_id, step)
     if state is None or final:
         return "nothing to do"
+    fresh = False  # did this task save the state it is about to dispatch?
     if tool_outputs is not None and state.step == step and state.phase == "tools":
-        state = _record_tool_outputs(ctx, state, tool_outputs)
+        if isinstance(tool_outputs, dict):  # a single call arrives through a plain link
+            tool_outputs = [tool_outputs]
+        state, fresh = _record_tool_outputs(ctx, state, tool_outputs)
     if state.step == step and state.phase == "model":
         if reply is None:
             reply = _call_model(self, ctx, state)
             if reply is None:
                 return "failed"
-        state = _record_reply(ctx, state, reply)
+        state, fresh = _record_reply(ctx, state, reply)
     ended_here = state.step == step and state.phase == "done"  # a return_direct tool
     if ended_here or (state.step == step + 1 and state.phase in ("tools", "done")):
-        ensure_dispatched(ctx, state)
+        ensure_dispatched(ctx, state, fresh=fresh)
     log_step(job_id, state.session_id, f"model:{step}", self.name, started)
     return state.phase
 
 
-def _record_tool_outputs(ctx: WorkerContext, state: TurnState, outputs: list[Any]) -> TurnState:
-    parsed = [ToolOutput.model_validate(item) for item in outputs]
+def _record_tool_outputs(
+    ctx: WorkerContext, state: TurnState, outputs: list[Any]
+) -> tuple[TurnState, bool]:
+    """The state with the outputs applied, and whether this task saved it."""
+    parsed = [ToolOutput.model_validate(item) for item in outputs]  # chord: in call order
     new = apply_tool_outputs(state, parsed, ctx.return_direct_tools())
     if ctx.turns.advance(state, new):
-        return new
-    return ctx.turns.load(state.job_id) or new  # another copy of this task got there first
+        return new, True
+    return ctx.turns.load(state.job_id) or new, False  # another copy got there first
 
 
 def _call_model(task: Task, ctx: WorkerContext, state: TurnState) -> ModelReply | None:
@@ -158,15 +172,18 @@ def _call_model(task: Task, ctx: WorkerContext, state: TurnState) -> ModelReply 
     return ctx.turns.reply_once(state.job_id, state.step, reply)
 
 
-def _record_reply(ctx: WorkerContext, state: TurnState, reply: ModelReply) -> TurnState:
+def _record_reply(
+    ctx: WorkerContext, state: TurnState, reply: ModelReply
+) -> tuple[TurnState, bool]:
+    """The state with the reply applied, and whether this task saved it."""
     new = apply_model_reply(state, reply)
     if not ctx.turns.advance(state, new):
-        return ctx.turns.load(state.job_id) or new
+        return ctx.turns.load(state.job_id) or new, False
     ctx.jobs.emit(
         state.job_id, "model_reply", step=state.step,
         tool_calls=[c.name for c in reply.tool_calls], final=new.phase == "done",
     )
-    return new
+    return new, True
 
 
 @app.task(name=TASK_ABORT_TURN, bind=True, ignore_result=True)
