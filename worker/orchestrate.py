@@ -58,6 +58,7 @@ def enqueue_tool_fanout(state: TurnState) -> None:
         TASK_MODEL_STEP,
         kwargs={"job_id": state.job_id, "step": state.step},
         kwargsrepr=f"job={state.job_id} step={state.step}",
+        argsrepr="(tool outputs)",  # Flower shows this, not the outputs themselves
     )
     abort = app.signature(TASK_ABORT_TURN, kwargs={"job_id": state.job_id})
     next_step.on_error(abort)
