@@ -256,3 +256,15 @@ def test_server_error_is_retried_by_a_rescheduled_task(
     assert result.status == JobStatus.SUCCEEDED, result.error
     assert result.response == "recovered"
     assert len(sim.requests(model)) == 2
+
+
+def test_retries_are_bounded_then_the_job_fails_with_the_last_error(
+    client: AgentClient, sim: Simulator, model: str, session: str
+) -> None:
+    overloaded = {"error": {"status": 503, "message": "overloaded", "type": "server_error"}}
+    sim.script(model, *[overloaded] * 4)  # first try + AGENT_MODEL_MAX_RETRIES (3)
+    result = client.run({"session_id": session, "message": "x", "model": model}, timeout=30)
+    assert result.status == JobStatus.FAILED
+    assert result.error == "model API error 503: overloaded"
+    assert len(sim.requests(model)) == 4
+    assert client.history(session) == []
