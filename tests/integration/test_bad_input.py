@@ -141,3 +141,26 @@ def test_cli_human_output_history_and_reset(
     assert run_cli(stack, "reset", session).returncode == 0
     assert json.loads(run_cli(stack, "history", session, "--json").stdout) == []
     assert run_cli(stack, "history", "bad session!").returncode == 2
+
+
+def test_infrastructure_failure_of_a_tool_task_fails_the_job_through_the_errback(
+    client: AgentClient,
+) -> None:
+    """A tool task that cannot even start (here: a malformed call) is not a tool error:
+    the fan-out's errback ends the job with a readable reason instead of leaving it hanging."""
+    job_id = str(uuid.uuid4())
+    abort = client.celery.signature("agents.turn.abort", kwargs={"job_id": job_id})
+    broken = client.celery.signature(
+        "agents.tool.run", kwargs={"job_id": job_id, "call": {"id": "c1"}, "allowed": []}
+    )
+    broken.on_error(abort)
+    broken.apply_async()
+    deadline = time.time() + 20
+    failed = None
+    while time.time() < deadline:
+        failed = client.status(job_id)
+        if failed is not None:
+            break
+        time.sleep(0.1)
+    assert failed is not None and failed.status == JobStatus.FAILED
+    assert (failed.error or "").startswith("tool fan-out failed: ValidationError")

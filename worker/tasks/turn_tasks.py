@@ -186,7 +186,8 @@ def _record_reply(
     return new, True
 
 
-@app.task(name=TASK_ABORT_TURN, bind=True, ignore_result=True)
-def abort_turn(self: Task, request: Any, exc: Any, traceback: Any, job_id: str) -> None:
+# Not bound: Celery passes (request, exc, traceback) only to errbacks that are not.
+@app.task(name=TASK_ABORT_TURN, ignore_result=True)
+def abort_turn(request: Any, exc: BaseException, traceback: Any, job_id: str) -> None:
     """Errback of a tool fan-out: only infrastructure failures end up here."""
     get_context().jobs.fail(job_id, f"tool fan-out failed: {type(exc).__name__}: {exc}")
