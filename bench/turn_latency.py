@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -123,6 +124,7 @@ def main() -> None:
         "benchmark": "one-tool chat turn (2 model calls + 1 tool), simulator latency 0",
         "workers": {"agents": f"1 process, prefork -c {args.concurrency}",
                     "tools": f"1 process, prefork -c {args.concurrency}"},
+        "task_events": os.environ.get("AGENT_TASK_EVENTS", "1"),
         "queued_turn_ms": queued_stats,
         "in_process_turn_ms": direct_stats,
         "queue_overhead_ms_median": round(queued_stats["median"] - direct_stats["median"], 2),

@@ -281,7 +281,7 @@ class DevStack:
             "-c", str(concurrency),
             "-n", f"{name}@%h",
             "--loglevel", loglevel,
-            "--without-mingle", "--without-gossip", "-E",
+            "--without-mingle", "--without-gossip",  # events: AGENT_TASK_EVENTS
         ]  # fmt: skip
         proc = self.start_process(
             name,
