@@ -53,9 +53,9 @@ def start_turn(self: Task, *args: Any, **kwargs: Any) -> str:
     final, state, job, memory_length = ctx.turns.load_start(job_id, message.request.session_id)
     if final:
         return "already ended"
-    fresh = state is None
+    fresh = False
     if state is None:
-        state = _create_turn(ctx, message, job, memory_length)
+        state, fresh = _create_turn(ctx, message, job, memory_length)
         if state is None:
             return "failed"
     ensure_dispatched(ctx, state, fresh=fresh)
@@ -65,7 +65,8 @@ def start_turn(self: Task, *args: Any, **kwargs: Any) -> str:
 
 def _create_turn(
     ctx: WorkerContext, message: StartTurn, job: JobResult | None, memory_length: int
-) -> TurnState | None:
+) -> tuple[TurnState | None, bool]:
+    """The turn's first state and whether this task created it; None if the job failed."""
     request = message.request
     known = ctx.registry.names()
     names = request.tools if request.tools is not None else known
@@ -78,7 +79,7 @@ def _create_turn(
             message.job_id,
             f"unknown tools: {', '.join(unknown)}; known tools: {', '.join(known) or 'none'}",
         )
-        return None
+        return None, False
     model = request.model or ctx.settings.default_model
     now = time.time()
     state = new_turn(
@@ -91,7 +92,7 @@ def _create_turn(
         created_at=job.created_at if job else now,
     )
     if not ctx.turns.create(state):  # a redelivered copy created it first
-        return ctx.turns.load(message.job_id)
+        return ctx.turns.load(message.job_id), False
     if job is None:  # sent by a producer that did not create a record
         job = JobResult(job_id=message.job_id, session_id=request.session_id,
                         status=JobStatus.QUEUED, created_at=now, updated_at=now)
@@ -99,7 +100,7 @@ def _create_turn(
         update={"status": JobStatus.RUNNING, "model": model, "updated_at": now}
     )
     ctx.jobs.mark_running(running, model=model, tools=list(names))
-    return state
+    return state, True
 
 
 @app.task(name=TASK_MODEL_STEP, base=JobTask, bind=True, ignore_result=True)
