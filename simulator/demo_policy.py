@@ -11,12 +11,13 @@ Rules, first match wins:
   "weather" + a ``get_weather`` tool -> one ``get_weather({"city": ...})`` per city, in
   order of mention, as parallel calls in one reply.
 * "required" -> the best-matching tool (else the first).
-* otherwise a text answer: name memory, or ``You said: "..."``.
+* otherwise a text answer: name memory, a greeting, or ``You said: "..."``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ Tool = Mapping[str, Any]
 _MAX_QUOTED_RESULT = 500
 _EXPRESSION_PARAMS = {"expression", "expr", "formula", "equation", "math"}
 _PLACE_PARAMS = {"city", "location", "place", "town"}
+_GREETING_RE = re.compile(r"^\s*(hello|hi|hey|good (morning|afternoon|evening))\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,11 @@ def text_answer(messages: Sequence[Message]) -> str:
         return f"Nice to meet you, {name}."
     if not last:
         return "How can I help you?"
+    if _GREETING_RE.match(last):
+        return (
+            "Hello! I am the simulator's demo model. I can do arithmetic with a calculator "
+            "tool, look up the weather for several cities at once, and remember your name."
+        )
     return f'You said: "{last}"'
 
 

@@ -112,7 +112,7 @@ def test_models_list(client: openai.OpenAI) -> None:
 
 
 def test_plain_answer(client: openai.OpenAI) -> None:
-    completion = ask(client, "Hello there", model="sim-small")
+    completion = ask(client, "Tell me more", model="sim-small")
     assert completion.id.startswith("chatcmpl-")
     assert completion.object == "chat.completion"
     assert completion.model == "sim-small"
@@ -120,7 +120,7 @@ def test_plain_answer(client: openai.OpenAI) -> None:
     assert choice.index == 0
     assert choice.finish_reason == "stop"
     assert choice.message.role == "assistant"
-    assert choice.message.content == 'You said: "Hello there"'
+    assert choice.message.content == 'You said: "Tell me more"'
     assert not choice.message.tool_calls
 
 

@@ -174,8 +174,8 @@ def test_tool_choice_none_gives_text() -> None:
 
 
 def test_no_tools_gives_text_quoting_the_message() -> None:
-    assert decide([user("  Hello, simulator  ")], None, None) == Decision(
-        'You said: "Hello, simulator"'
+    assert decide([user("  Tell me, simulator  ")], None, None) == Decision(
+        'You said: "Tell me, simulator"'
     )
     assert decide([user("weather in Paris")], [], None).tool_calls == ()
 
@@ -229,3 +229,9 @@ def test_simulator_knows_every_city_the_weather_tool_knows() -> None:
 
     known = {city.lower() for city in KNOWN_CITIES}
     assert set(_WEATHER) <= known, sorted(set(_WEATHER) - known)
+
+
+def test_greeting_gets_an_introduction_not_an_echo() -> None:
+    reply = decide([user("Hello! What can you do?")], [], None)
+    assert reply.content is not None and reply.content.startswith("Hello! I am")
+    assert decide([user("hiking trails?")], [], None).content == 'You said: "hiking trails?"'
