@@ -72,12 +72,17 @@ def _optional_str(obj: dict[str, Any], key: str, where: str) -> str | None:
     return value
 
 
-def _parse_call(raw: Any, where: str) -> ScriptedToolCall:
+def _check_object(raw: Any, where: str, allowed: set[str]) -> None:
+    """``raw`` must be a JSON object with only ``allowed`` keys."""
     if not isinstance(raw, dict):
         raise ScriptError(f"{where} must be an object")
-    unknown = set(raw) - _CALL_KEYS
+    unknown = set(raw) - allowed
     if unknown:
         raise ScriptError(f"{where} has unknown keys: {sorted(unknown)}")
+
+
+def _parse_call(raw: Any, where: str) -> ScriptedToolCall:
+    _check_object(raw, where, _CALL_KEYS)
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         raise ScriptError(f"{where}.name must be a non-empty string")
@@ -88,11 +93,7 @@ def _parse_call(raw: Any, where: str) -> ScriptedToolCall:
 
 
 def _parse_error(raw: Any, where: str) -> ScriptedError:
-    if not isinstance(raw, dict):
-        raise ScriptError(f"{where} must be an object")
-    unknown = set(raw) - _ERROR_KEYS
-    if unknown:
-        raise ScriptError(f"{where} has unknown keys: {sorted(unknown)}")
+    _check_object(raw, where, _ERROR_KEYS)
     status = raw.get("status", 500)
     if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
         raise ScriptError(f"{where}.status must be an integer from 400 to 599")
@@ -110,11 +111,7 @@ def _parse_error(raw: Any, where: str) -> ScriptedError:
 
 def parse_reply(raw: Any, where: str = "reply") -> ScriptedReply:
     """Validate one scripted reply; :class:`ScriptError` says what is wrong."""
-    if not isinstance(raw, dict):
-        raise ScriptError(f"{where} must be an object")
-    unknown = set(raw) - _REPLY_KEYS
-    if unknown:
-        raise ScriptError(f"{where} has unknown keys: {sorted(unknown)}")
+    _check_object(raw, where, _REPLY_KEYS)
     delay = raw.get("delay_ms", 0)
     if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
         raise ScriptError(f"{where}.delay_ms must be a non-negative number")
