@@ -6,7 +6,8 @@ then prints one JSON object:
   producer and awaited, one at a time;
 - ``in_process_turn_ms``: the same turn as a plain loop with the same ``openai`` client
   and simulator, no queue (the floor the queue adds to);
-- ``throughput``: 100 sessions submitting at once; turns per second until all are done.
+- ``throughput``: 100 sessions (a thread each) submitting at once; turns per second until
+  all are done.
 
 Run: ``.venv/bin/python bench/turn_latency.py [--turns 200] [--sessions 100]``
 """
@@ -19,6 +20,7 @@ import os
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -90,16 +92,20 @@ def in_process_turns(base_url: str, turns: int) -> list[float]:
 
 
 def throughput(client: AgentClient, sessions: int, round_no: int) -> float:
-    started = time.perf_counter()
-    jobs = [
-        client.submit({"session_id": f"bench-tp-{round_no}-{i}", "message": QUESTION,
-                       "tools": ["calculator"]})
-        for i in range(sessions)
-    ]
-    for job_id in jobs:
-        if client.wait(job_id, timeout=120).status != JobStatus.SUCCEEDED:
-            raise RuntimeError(f"job {job_id} failed")
-    return sessions / (time.perf_counter() - started)
+    """``sessions`` callers, one thread each, submit at the same moment and wait."""
+
+    def one_session(i: int) -> JobStatus:
+        job_id = client.submit({"session_id": f"bench-tp-{round_no}-{i}", "message": QUESTION,
+                                "tools": ["calculator"]})
+        return client.wait(job_id, timeout=120).status
+
+    with ThreadPoolExecutor(max_workers=sessions) as pool:
+        started = time.perf_counter()
+        statuses = list(pool.map(one_session, range(sessions)))
+        elapsed = time.perf_counter() - started
+    if any(status != JobStatus.SUCCEEDED for status in statuses):
+        raise RuntimeError(f"not all jobs succeeded: {statuses}")
+    return sessions / elapsed
 
 
 def main() -> None:
