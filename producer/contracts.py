@@ -39,13 +39,19 @@ def max_message_chars() -> int:
     return int(os.environ.get("AGENT_MAX_MESSAGE_CHARS", "32000"))
 
 
-def describe_validation_error(error: ValidationError) -> str:
-    """One readable line: ``field.path: problem; ...``."""
+def describe_validation_error(
+    error: ValidationError, separator: str = "; ", root: str = "request"
+) -> str:
+    """One ``field.path: problem`` entry per error, joined by ``separator``.
+
+    ``root`` names the whole object when an error has no field path.
+    """
     parts = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "request"
-        parts.append(f"{where}: {item['msg']}")
-    return "; ".join(parts)
+    for item in error.errors(include_url=False):
+        where = ".".join(str(p) for p in item["loc"]) or root
+        message = " ".join(str(item["msg"]).split())  # one line each
+        parts.append(f"{where}: {message}")
+    return separator.join(parts)
 
 
 class Strict(BaseModel):

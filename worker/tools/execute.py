@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
-from producer.contracts import ToolCall, ToolOutput
+from producer.contracts import ToolCall, ToolOutput, describe_validation_error
 from worker.tools.registry import ToolRegistry
 
 logger = logging.getLogger(__name__)
@@ -94,12 +94,7 @@ def execute_tool_call(
 
 def format_validation_error(exc: ValidationError) -> str:
     """One compact ``loc: msg`` line per error, e.g. ``expression: Field required``."""
-    lines = []
-    for error in exc.errors(include_url=False):
-        loc = ".".join(str(part) for part in error["loc"]) or "arguments"
-        message = " ".join(str(error["msg"]).split())  # keep each error on one line
-        lines.append(f"{loc}: {message}")
-    return "\n".join(lines)
+    return describe_validation_error(exc, separator="\n", root="arguments")
 
 
 def to_content(value: Any) -> str:
