@@ -31,6 +31,8 @@ TASK_ABORT_TURN = "agents.turn.abort"
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 TOOL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
+JOB_ID_PATTERN = r"^[A-Za-z0-9-]{8,64}$"
+TOOL_CHOICE_MODES = ("auto", "none", "required")
 _TOOL_NAME_RE = re.compile(TOOL_NAME_PATTERN)
 
 
@@ -116,7 +118,7 @@ class ChatRequest(Strict):
     @field_validator("tool_choice")
     @classmethod
     def _tool_choice_known_form(cls, value: str) -> str:
-        if value in ("auto", "none", "required") or _TOOL_NAME_RE.match(value):
+        if value in TOOL_CHOICE_MODES or _TOOL_NAME_RE.match(value):
             return value
         raise ValueError("tool_choice must be auto, none, required or a tool name")
 
@@ -132,10 +134,15 @@ class ChatRequest(Strict):
     def _one_kind_of_prefix(self) -> ChatRequest:
         if self.system_prompt is not None and self.prefix_messages is not None:
             raise ValueError("give either system_prompt or prefix_messages, not both")
-        forced = self.tool_choice not in ("auto", "none", "required")
-        if forced and self.tools is not None and self.tool_choice not in self.tools:
-            raise ValueError(f"tool_choice {self.tool_choice!r} is not among the allowed tools")
+        forced = self.forced_tool
+        if forced and self.tools is not None and forced not in self.tools:
+            raise ValueError(f"tool_choice {forced!r} is not among the allowed tools")
         return self
+
+    @property
+    def forced_tool(self) -> str | None:
+        """The tool named by ``tool_choice``, or None for auto, none and required."""
+        return None if self.tool_choice in TOOL_CHOICE_MODES else self.tool_choice
 
     def prefix(self) -> list[ChatMessage]:
         """Messages sent before memory on every model call; never stored."""
@@ -148,7 +155,7 @@ class StartTurn(Strict):
     """Body of the ``agents.turn.start`` task message."""
 
     schema_version: int = SCHEMA_VERSION
-    job_id: str = Field(pattern=r"^[A-Za-z0-9-]{8,64}$")
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
     request: ChatRequest
 
 

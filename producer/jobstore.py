@@ -14,7 +14,7 @@ from typing import Any, cast
 import redis
 
 from producer import keys
-from producer.contracts import ChatMessage, JobEvent, JobResult, JobStatus
+from producer.contracts import ChatMessage, EventKind, JobEvent, JobResult, JobStatus
 
 EVENTS_MAX_LEN = 1000
 
@@ -63,7 +63,7 @@ class JobStore:
 
     # Events
     def emit(
-        self, job_id: str, kind: str, step: int | None = None, *, create: bool = False,
+        self, job_id: str, kind: EventKind, step: int | None = None, *, create: bool = False,
         **detail: Any,
     ) -> None:
         """Append an event. ``create`` sets the stream's TTL (the first event of a job);
@@ -83,10 +83,10 @@ class JobStore:
 
     @staticmethod
     def _add_event(
-        pipe: redis.client.Pipeline, job_id: str, kind: str, step: int | None,
+        pipe: redis.client.Pipeline, job_id: str, kind: EventKind, step: int | None,
         detail: dict[str, Any],
     ) -> None:
-        event = JobEvent(job_id=job_id, kind=kind, at=time.time(), step=step, detail=detail)  # type: ignore[arg-type]
+        event = JobEvent(job_id=job_id, kind=kind, at=time.time(), step=step, detail=detail)
         pipe.xadd(
             keys.job_events(job_id),
             {"event": event.model_dump_json()},

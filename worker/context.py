@@ -46,12 +46,10 @@ class WorkerContext:
     def count_message(self, message: ChatMessage) -> int:
         return message_tokens(message, text_counter(self.settings.tokenizer))
 
-    def return_direct_tools(self) -> set[str]:
-        return {name for name in self.registry.names() if self._tool_returns_direct(name)}
-
-    def _tool_returns_direct(self, name: str) -> bool:
-        found = self.registry.get(name)
-        return bool(found and found.return_direct)
+    @cached_property
+    def return_direct_tools(self) -> frozenset[str]:
+        """Tools whose output ends the turn; the registry is fixed once the worker runs."""
+        return frozenset(tool.name for tool in self.registry if tool.return_direct)
 
 
 @cache

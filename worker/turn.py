@@ -110,10 +110,10 @@ def tool_choice_for(state: TurnState) -> str | dict[str, Any]:
         return "none"
     if state.step > 0:
         return "auto"
-    choice = state.request.tool_choice
-    if choice in ("auto", "none", "required"):
-        return choice
-    return {"type": "function", "function": {"name": choice}}
+    forced = state.request.forced_tool
+    if forced is None:
+        return state.request.tool_choice
+    return {"type": "function", "function": {"name": forced}}
 
 
 def build_model_call(

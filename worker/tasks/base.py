@@ -9,11 +9,12 @@ from typing import Any
 from celery import Task
 from celery.utils.log import get_task_logger
 
+from producer.contracts import JOB_ID_PATTERN
 from worker.context import get_context
 
 logger = get_task_logger("celery_agents")
 
-_JOB_ID_RE = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+_JOB_ID_RE = re.compile(JOB_ID_PATTERN)
 
 
 class InvalidTaskMessage(Exception):

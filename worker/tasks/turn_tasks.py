@@ -71,9 +71,8 @@ def _create_turn(
     known = ctx.registry.names()
     names = request.tools if request.tools is not None else known
     unknown = [name for name in names if name not in ctx.registry]
-    forced = request.tool_choice not in ("auto", "none", "required")
-    if forced and request.tool_choice not in names:
-        unknown.append(request.tool_choice)
+    if request.forced_tool and request.forced_tool not in names:
+        unknown.append(request.forced_tool)
     if unknown:
         ctx.jobs.fail(
             message.job_id,
@@ -141,10 +140,7 @@ def _record_tool_outputs(
 ) -> tuple[TurnState, bool]:
     """The state with the outputs applied, and whether this task saved it."""
     parsed = [ToolOutput.model_validate(item) for item in outputs]  # chord: in call order
-    new = apply_tool_outputs(state, parsed, ctx.return_direct_tools())
-    if ctx.turns.advance(state, new):
-        return new, True
-    return ctx.turns.load(state.job_id) or new, False  # another copy got there first
+    return _save(ctx, state, apply_tool_outputs(state, parsed, ctx.return_direct_tools))
 
 
 def _call_model(task: Task, ctx: WorkerContext, state: TurnState) -> ModelReply | None:
@@ -163,8 +159,8 @@ def _call_model(task: Task, ctx: WorkerContext, state: TurnState) -> ModelReply 
         reply = complete(ctx.model, call)
     except ModelError as exc:
         attempt = task.request.retries
-        if exc.retry_after is not None and attempt < ctx.settings.model_max_retries:
-            countdown = backoff_seconds(attempt, exc.retry_after)
+        if exc.transient and attempt < ctx.settings.model_max_retries:
+            countdown = backoff_seconds(attempt, exc.retry_after or 0.0)
             logger.warning("job %s step %s: %s; retry %d in %.1fs",
                            state.job_id, state.step, exc, attempt + 1, countdown)
             raise task.retry(countdown=countdown, max_retries=None) from None
@@ -177,14 +173,20 @@ def _record_reply(
     ctx: WorkerContext, state: TurnState, reply: ModelReply
 ) -> tuple[TurnState, bool]:
     """The state with the reply applied, and whether this task saved it."""
-    new = apply_model_reply(state, reply)
-    if not ctx.turns.advance(state, new):
-        return ctx.turns.load(state.job_id) or new, False
-    ctx.jobs.emit(
-        state.job_id, "model_reply", step=state.step,
-        tool_calls=[c.name for c in reply.tool_calls], final=new.phase == "done",
-    )
-    return new, True
+    new, saved = _save(ctx, state, apply_model_reply(state, reply))
+    if saved:
+        ctx.jobs.emit(
+            state.job_id, "model_reply", step=state.step,
+            tool_calls=[c.name for c in reply.tool_calls], final=new.phase == "done",
+        )
+    return new, saved
+
+
+def _save(ctx: WorkerContext, state: TurnState, new: TurnState) -> tuple[TurnState, bool]:
+    """Replace ``state`` by ``new``; if another copy of the task got there first, its state."""
+    if ctx.turns.advance(state, new):
+        return new, True
+    return ctx.turns.load(state.job_id) or new, False
 
 
 # Not bound: Celery passes (request, exc, traceback) only to errbacks that are not.
