@@ -52,11 +52,20 @@ TextCounter = Callable[[str], int]
 
 @lru_cache(maxsize=4)
 def text_counter(encoding_name: str) -> TextCounter:
-    """A function counting the tokens of a text with the named tiktoken encoding."""
+    """A function counting the tokens of a text with the named tiktoken encoding.
+
+    Every model step of a turn measures the same stored history again, so counts are
+    remembered per text instead of encoding it anew each step.
+    """
     import tiktoken
 
     encoding = tiktoken.get_encoding(encoding_name)
-    return lambda text: len(encoding.encode(text, disallowed_special=()))
+
+    @lru_cache(maxsize=8192)
+    def count(text: str) -> int:
+        return len(encoding.encode(text, disallowed_special=()))
+
+    return count
 
 
 def message_tokens(message: ChatMessage, count: TextCounter) -> int:
