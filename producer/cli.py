@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
-from producer.client import AgentClient, JobTimeout
+from producer.client import AgentClient, InvalidSessionId, JobTimeout
 from producer.contracts import (
-    SESSION_ID_PATTERN,
     JobResult,
     JobStatus,
     describe_validation_error,
@@ -80,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             handler = {"submit": _submit, "status": _status, "history": _history,
                        "reset": _reset}[args.command]
             return handler(client, args)
-    except UsageError as exc:
+    except (UsageError, InvalidSessionId) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -128,7 +126,7 @@ def _status(client: AgentClient, args: argparse.Namespace) -> int:
 
 
 def _history(client: AgentClient, args: argparse.Namespace) -> int:
-    messages = client.history(_session(args.session))
+    messages = client.history(args.session)
     if args.json:
         print(json.dumps([m.model_dump(mode="json") for m in messages], indent=2))
         return EXIT_OK
@@ -144,15 +142,9 @@ def _history(client: AgentClient, args: argparse.Namespace) -> int:
 
 
 def _reset(client: AgentClient, args: argparse.Namespace) -> int:
-    deleted = client.reset(_session(args.session))
+    deleted = client.reset(args.session)
     print(f"session {args.session}: " + ("memory deleted" if deleted else "had no memory"))
     return EXIT_OK
-
-
-def _session(session_id: str) -> str:
-    if not re.match(SESSION_ID_PATTERN, session_id):
-        raise UsageError(f"session: malformed session id {session_id!r}")
-    return session_id
 
 
 def _print_result(result: JobResult, as_json: bool) -> None:

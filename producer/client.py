@@ -6,6 +6,7 @@ and pydantic.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -14,6 +15,7 @@ from typing import Any
 from celery import Celery
 
 from producer.contracts import (
+    SESSION_ID_PATTERN,
     TASK_START_TURN,
     ChatMessage,
     ChatRequest,
@@ -27,6 +29,16 @@ from producer.jobstore import JobStore, connect
 
 class JobTimeout(TimeoutError):
     """The job did not end within the time the caller was willing to wait."""
+
+
+class InvalidSessionId(ValueError):
+    """A session id that no request could have used; refused before touching Redis."""
+
+
+def checked_session_id(session_id: str) -> str:
+    if not re.match(SESSION_ID_PATTERN, session_id):
+        raise InvalidSessionId(f"session_id: malformed session id {session_id!r}")
+    return session_id
 
 
 def make_producer_app(redis_url: str | None = None) -> Celery:
@@ -116,8 +128,8 @@ class AgentClient:
 
     def history(self, session_id: str) -> list[ChatMessage]:
         """The session's stored messages, oldest first."""
-        return self.jobs.history(session_id)
+        return self.jobs.history(checked_session_id(session_id))
 
     def reset(self, session_id: str) -> bool:
         """Delete the session's memory; True when there was any."""
-        return self.jobs.reset(session_id)
+        return self.jobs.reset(checked_session_id(session_id))

@@ -1,4 +1,4 @@
-"""A producer needs only celery, redis and pydantic: it never imports worker code."""
+"""The producer side: light (no worker code or dependencies) and strict about its input."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from producer.client import AgentClient, InvalidSessionId
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,3 +25,11 @@ def test_producer_imports_no_worker_code_and_no_worker_dependencies() -> None:
     loaded = json.loads(done.stdout)
     heavy = [m for m in loaded if m.split(".")[0] in ("worker", "openai", "tiktoken", "simulator")]
     assert heavy == []
+
+
+def test_client_refuses_malformed_session_ids_before_touching_redis() -> None:
+    with AgentClient("redis://127.0.0.1:1/0") as client:  # nothing listens there
+        with pytest.raises(InvalidSessionId, match="session_id"):
+            client.history("bad session!")
+        with pytest.raises(InvalidSessionId):
+            client.reset("")
