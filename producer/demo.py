@@ -64,8 +64,9 @@ def run_demo(keep_logs: bool = False) -> int:
         stack.start_simulator(latency_ms=150)
         stack.start_worker(["agents"], concurrency=2, name="agents")
         stack.start_worker(["tools"], concurrency=4, name="tools")
-        say(f"stack ready in {time.time() - started:.1f} s (redis {redis_url}, logs in "
-            f"{stack.run_dir})\n")
+        logs = (f"logs kept in {stack.run_dir}" if keep_logs
+                else "logs removed at the end; --keep-logs keeps them")
+        say(f"stack ready in {time.time() - started:.1f} s (redis {redis_url}; {logs})\n")
         with AgentClient(redis_url) as client:
             labelled = FIRST_ROUND + SECOND_ROUND
             results = run_round(client, FIRST_ROUND)
