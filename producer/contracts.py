@@ -28,17 +28,32 @@ TASK_START_TURN = "agents.turn.start"
 TASK_MODEL_STEP = "agents.model.step"
 TASK_TOOL_RUN = "agents.tool.run"
 TASK_ABORT_TURN = "agents.turn.abort"
+TASK_EXPIRE_JOB = "agents.job.expire"
+# Assistant runs (server-side runs polled by self-rescheduling tasks).
+TASK_START_RUN = "agents.run.start"
+TASK_POLL_RUN = "agents.run.poll"
+TASK_SUBMIT_TOOL_OUTPUTS = "agents.run.submit_outputs"
+TASK_SESSION_HISTORY = "agents.session.history"
+TASK_SESSION_RESET = "agents.session.reset"
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 TOOL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
 JOB_ID_PATTERN = r"^[A-Za-z0-9-]{8,64}$"
 TOOL_CHOICE_MODES = ("auto", "none", "required")
+BUILTIN_ASSISTANT_TOOLS = ("code_interpreter", "file_search")
+Mode = Literal["chat", "assistant"]
+Protocol = Literal["responses", "assistants"]
 _TOOL_NAME_RE = re.compile(TOOL_NAME_PATTERN)
 
 
 def max_message_chars() -> int:
     """Longest user message accepted (``AGENT_MAX_MESSAGE_CHARS``, default 32000)."""
     return int(os.environ.get("AGENT_MAX_MESSAGE_CHARS", "32000"))
+
+
+def max_deadline_seconds() -> float:
+    """Longest per-job deadline accepted (``AGENT_MAX_JOB_DEADLINE``, default 86400)."""
+    return float(os.environ.get("AGENT_MAX_JOB_DEADLINE", "86400"))
 
 
 def describe_validation_error(
@@ -54,6 +69,10 @@ def describe_validation_error(
         message = " ".join(str(item["msg"]).split())  # one line each
         parts.append(f"{where}: {message}")
     return separator.join(parts)
+
+
+def _listed(names: list[str]) -> str:
+    return f"{', '.join(names)} {'is' if len(names) == 1 else 'are'}"
 
 
 class Strict(BaseModel):
@@ -80,8 +99,43 @@ class ChatMessage(Strict):
     name: str | None = None
 
 
+class AssistantSpec(Strict):
+    """The assistant of an assistant-mode request.
+
+    Either a definition (like LlamaIndex's ``OpenAIAssistantAgent.from_new``): the worker
+    creates one assistant per distinct definition and reuses it; or ``assistant_id`` of
+    an existing assistant (like ``from_existing``).
+    """
+
+    assistant_id: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str | None = Field(default=None, max_length=256)
+    instructions: str | None = Field(default=None, max_length=256_000)
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    builtin_tools: list[Literal["code_interpreter", "file_search"]] = Field(
+        default_factory=list,
+        description="Built-in tools passed through to the server: code_interpreter, file_search.",
+    )
+
+    @model_validator(mode="after")
+    def _existing_or_new(self) -> AssistantSpec:
+        if self.assistant_id is not None and (
+            self.name is not None or self.instructions is not None or self.builtin_tools
+        ):
+            raise ValueError(
+                "give either assistant_id (an existing assistant) or a definition "
+                "(name, instructions, builtin_tools), not both"
+            )
+        self.builtin_tools = list(dict.fromkeys(self.builtin_tools))
+        return self
+
+
 class ChatRequest(Strict):
-    """What a producer submits: one user turn in a session."""
+    """What a producer submits: one user turn in a session.
+
+    ``mode="chat"`` runs the tool loop in the workers (Chat Completions);
+    ``mode="assistant"`` starts a server-side run and polls it (``protocol``: the
+    Responses API in background mode, or the Assistants API).
+    """
 
     session_id: str = Field(pattern=SESSION_ID_PATTERN)
     message: str
@@ -94,6 +148,24 @@ class ChatRequest(Strict):
     max_function_calls: int = Field(default=5, ge=0, le=1000)
     tool_choice: str = Field(default="auto", description="auto, none, required or a tool name")
     token_limit: int | None = Field(default=None, gt=0)
+    deadline_seconds: float | None = Field(
+        default=None, gt=0, description="Fail the job past this many seconds after submission"
+    )
+    # Assistant mode
+    mode: Mode = "chat"
+    protocol: Protocol = "responses"
+    assistant: AssistantSpec | None = None
+    thread_id: str | None = Field(default=None, min_length=1, max_length=200)
+    run_instructions: str | None = Field(
+        default=None,
+        description="Replaces the assistant's instructions for this run only",
+    )
+    file_ids: list[str] = Field(default_factory=list, max_length=100)
+    files: list[str] = Field(
+        default_factory=list, max_length=20,
+        description="Paths readable by the workers; uploaded with purpose 'assistants'",
+    )
+    poll_interval: float = Field(default=0.5, ge=0.05, le=30)
 
     @field_validator("message")
     @classmethod
@@ -130,6 +202,22 @@ class ChatRequest(Strict):
                 raise ValueError("prefix_messages may not contain tool calls or tool results")
         return value
 
+    @field_validator("file_ids")
+    @classmethod
+    def _file_ids_well_formed(cls, value: list[str]) -> list[str]:
+        for file_id in value:
+            if not file_id or len(file_id) > 200 or not file_id.isprintable():
+                raise ValueError(f"invalid file id {file_id!r}")
+        return list(dict.fromkeys(value))
+
+    @field_validator("files")
+    @classmethod
+    def _file_paths_plain(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not path or "\x00" in path:
+                raise ValueError(f"invalid file path {path!r}")
+        return value
+
     @model_validator(mode="after")
     def _one_kind_of_prefix(self) -> ChatRequest:
         if self.system_prompt is not None and self.prefix_messages is not None:
@@ -137,7 +225,34 @@ class ChatRequest(Strict):
         forced = self.forced_tool
         if forced and self.tools is not None and forced not in self.tools:
             raise ValueError(f"tool_choice {forced!r} is not among the allowed tools")
+        if self.deadline_seconds is not None and self.deadline_seconds > max_deadline_seconds():
+            raise ValueError(
+                f"deadline_seconds is {self.deadline_seconds:g}; "
+                f"the limit is {max_deadline_seconds():g}"
+            )
+        self._fields_fit_mode()
         return self
+
+    def _fields_fit_mode(self) -> None:
+        if self.mode == "chat":
+            assistant_only = [
+                name for name in ("assistant", "thread_id", "run_instructions")
+                if getattr(self, name) is not None
+            ] + [name for name in ("file_ids", "files") if getattr(self, name)]
+            if assistant_only:
+                raise ValueError(f"{_listed(assistant_only)} only for mode 'assistant'")
+            return
+        chat_only = [
+            name for name in ("system_prompt", "prefix_messages", "token_limit")
+            if getattr(self, name) is not None
+        ]
+        if chat_only:
+            raise ValueError(
+                f"{_listed(chat_only)} only for mode 'chat'; in mode 'assistant' use "
+                "assistant.instructions or run_instructions"
+            )
+        if self.thread_id is not None and self.protocol != "assistants":
+            raise ValueError("thread_id only applies to protocol 'assistants'")
 
     @property
     def forced_tool(self) -> str | None:
@@ -164,10 +279,11 @@ class JobStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
     @property
     def terminal(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 class Usage(Strict):
@@ -199,7 +315,8 @@ class JobResult(Strict):
     schema_version: int = SCHEMA_VERSION
     job_id: str
     session_id: str
-    mode: Literal["chat"] = "chat"
+    mode: Mode = "chat"
+    protocol: Protocol | None = None
     status: JobStatus
     response: str | None = None
     sources: list[ToolOutput] = Field(default_factory=list)
@@ -209,6 +326,12 @@ class JobResult(Strict):
     model_calls: int = 0
     created_at: float
     updated_at: float
+    # Assistant mode: the server-side objects, and uploaded files as {file_id: name}.
+    assistant_id: str | None = None
+    thread_id: str | None = None
+    run_id: str | None = None
+    response_id: str | None = None
+    files: dict[str, str] = Field(default_factory=dict)
 
 
 EventKind = Literal[
@@ -218,8 +341,12 @@ EventKind = Literal[
     "model_reply",
     "tool_started",
     "tool_finished",
+    "run_created",
+    "run_polled",
+    "tool_outputs_submitted",
     "succeeded",
     "failed",
+    "cancelled",
 ]
 
 
@@ -234,4 +361,4 @@ class JobEvent(Strict):
 
     @property
     def terminal(self) -> bool:
-        return self.kind in ("succeeded", "failed")
+        return self.kind in ("succeeded", "failed", "cancelled")

@@ -60,7 +60,47 @@ def job_final(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}:final"
 
 
+def job_message(job_id: str) -> str:
+    """The job's StartTurn message, kept so that whoever releases the session can start it."""
+    return f"{PREFIX}:job:{job_id}:message"
+
+
+def run_state(job_id: str) -> str:
+    """JSON RunState of an assistant-mode job (server-side run ids, polls, tool rounds)."""
+    return f"{PREFIX}:job:{job_id}:run"
+
+
 # Per session; expire session_ttl_seconds() after the last write.
+def session_jobs(session_id: str) -> str:
+    """Redis list of the session's unfinished job ids in submission order.
+
+    The head is the job allowed to run; the others wait for it. Turns never overlap.
+    """
+    return f"{PREFIX}:session:{session_id}:jobs"
+
+
+def session_thread(session_id: str) -> str:
+    """The Assistants-API thread id of an assistant-mode session."""
+    return f"{PREFIX}:session:{session_id}:thread"
+
+
+def session_response(session_id: str) -> str:
+    """The last Responses-API response id of an assistant-mode session."""
+    return f"{PREFIX}:session:{session_id}:response"
+
+
+def session_mode(session_id: str) -> str:
+    """Which protocol an assistant-mode session uses ("responses" or "assistants")."""
+    return f"{PREFIX}:session:{session_id}:mode"
+
+
+# Shared; expire after AGENT_ASSISTANT_CACHE_TTL (default 30 days).
+def assistant_for_definition(digest: str) -> str:
+    """The assistant id created for one assistant definition (digest of its fields)."""
+    return f"{PREFIX}:assistant:{digest}"
+
+
+
 def session_messages(session_id: str) -> str:
     """Redis list of ChatMessage JSON documents, oldest first. Never truncated."""
     return f"{PREFIX}:session:{session_id}:messages"
