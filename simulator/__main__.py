@@ -1,4 +1,5 @@
-"""``python -m simulator --host 127.0.0.1 --port N [--latency-ms 0] [--api-key KEY]``."""
+"""``python -m simulator --host 127.0.0.1 --port N [--latency-ms 0] [--api-key KEY]
+[--run-duration-ms 300] [--run-expires-after-s 600]`` (and the fault flags)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 import threading
 from types import FrameType
 
+from simulator.faults import add_fault_arguments, fault_config_from_args
+from simulator.lifecycle import DEFAULT_EXPIRES_AFTER_S, DEFAULT_RUN_DURATION_MS
 from simulator.server import SimulatorServer
 
 
@@ -29,6 +32,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--verbose", action="store_true", help="log method, path and status of each request"
     )
+    parser.add_argument(
+        "--run-duration-ms",
+        type=float,
+        default=DEFAULT_RUN_DURATION_MS,
+        help="server-side time of each model decision of an Assistants run or background "
+        f"response ({DEFAULT_RUN_DURATION_MS:g})",
+    )
+    parser.add_argument(
+        "--run-expires-after-s",
+        type=float,
+        default=DEFAULT_EXPIRES_AFTER_S,
+        help="a run waiting in requires_action this long expires "
+        f"({DEFAULT_EXPIRES_AFTER_S:g})",
+    )
+    add_fault_arguments(parser)
     return parser
 
 
@@ -36,6 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.latency_ms < 0:
         print("--latency-ms must be >= 0", file=sys.stderr)
+        return 2
+    if args.run_duration_ms < 0 or args.run_expires_after_s <= 0:
+        print("--run-duration-ms must be >= 0 and --run-expires-after-s > 0", file=sys.stderr)
+        return 2
+    try:
+        faults = fault_config_from_args(args)
+    except ValueError as error:
+        print(f"simulator: {error}", file=sys.stderr)
         return 2
     stop = threading.Event()
 
@@ -51,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"simulator: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1
+    server.state.faults.configure(faults)
+    server.state.run_settings.configure_startup(args.run_duration_ms, args.run_expires_after_s)
     server.start()
     print(f"simulator listening on {server.root_url}", flush=True)
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from simulator import control, endpoints
+from simulator import control, endpoints, faults, files, responses, runs
 from simulator.routing import Router
 from simulator.state import SimState
 
@@ -17,6 +17,10 @@ Register = Callable[[Router, SimState], None]
 FEATURES: tuple[Register, ...] = (
     endpoints.register,
     control.register,
+    faults.register,
+    files.register,  # /v1/files
+    runs.register,  # the Assistants API: /v1/assistants, /v1/threads/... (and /_sim/runs)
+    responses.register,  # /v1/responses (and /_sim/responses)
 )
 
 

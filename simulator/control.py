@@ -1,4 +1,12 @@
-"""Test-control endpoints under ``/_sim`` (no auth): scripts, recorded requests, config."""
+"""Test-control endpoints under ``/_sim`` (no auth): scripts, recorded requests, config,
+operation counters.
+
+``GET /_sim/requests?model=M[&kind=K]``: recorded bodies, oldest first; ``kind`` is one of
+``chat.completions``, ``runs.create``, ``runs.submit_tool_outputs``, ``responses.create``
+(all kinds without it). ``GET /_sim/stats``: counters per operation (``run_created``,
+``run_retrieved``, ``response_retrieved``, ...); ``POST /_sim/reset`` zeroes them.
+``POST /_sim/config`` takes ``latency_ms``, ``run_duration_ms``, ``expires_after_s``.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +30,26 @@ def _required_model(request: Request) -> str:
 
 
 def _config(state: SimState) -> dict[str, Any]:
-    return {"latency_ms": state.latency_ms}
+    return {
+        "latency_ms": state.latency_ms,
+        "run_duration_ms": state.run_settings.duration_ms,
+        "expires_after_s": state.run_settings.expires_after_s,
+    }
+
+
+def _number(body: dict[str, Any], key: str, *, positive: bool = False) -> float | None:
+    if key not in body:
+        return None
+    value = body[key]
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value < 0
+        or (positive and value == 0)
+    ):
+        kind = "a positive" if positive else "a non-negative"
+        raise bad_request(f"'{key}' must be {kind} number", param=key)
+    return float(value)
 
 
 def register(router: Router, state: SimState) -> None:
@@ -63,7 +90,8 @@ def register(router: Router, state: SimState) -> None:
 
     def get_requests(request: Request) -> Response:
         model = _required_model(request)
-        return json_response({"requests": state.recorder.get(model)})
+        kind = request.query_one("kind") or None
+        return json_response({"requests": state.recorder.get(model, kind)})
 
     def clear_requests(request: Request) -> Response:
         model = _optional_model(request)
@@ -75,15 +103,19 @@ def register(router: Router, state: SimState) -> None:
 
     def set_config(request: Request) -> Response:
         body = request.json_object()
-        unknown = set(body) - {"latency_ms"}
+        unknown = set(body) - {"latency_ms", "run_duration_ms", "expires_after_s"}
         if unknown:
             raise bad_request(f"unknown config keys: {sorted(unknown)}")
-        if "latency_ms" in body:
-            latency = body["latency_ms"]
-            if isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0:
-                raise bad_request("'latency_ms' must be a non-negative number", param="latency_ms")
+        latency = _number(body, "latency_ms")
+        duration = _number(body, "run_duration_ms")
+        expires = _number(body, "expires_after_s", positive=True)
+        if latency is not None:
             state.latency_ms = latency
+        state.run_settings.update(duration_ms=duration, expires_after_s=expires)
         return json_response(_config(state))
+
+    def stats(_: Request) -> Response:
+        return json_response({"stats": state.stats.snapshot()})
 
     def reset(_: Request) -> Response:
         state.reset()
@@ -98,3 +130,4 @@ def register(router: Router, state: SimState) -> None:
     router.add("GET", "/_sim/config", get_config, auth=False)
     router.add("POST", "/_sim/config", set_config, auth=False)
     router.add("POST", "/_sim/reset", reset, auth=False)
+    router.add("GET", "/_sim/stats", stats, auth=False)

@@ -1,7 +1,9 @@
 """Scripted reply queues, keyed by model name (thread-safe).
 
 A test appends replies for a model it made up (``POST /_sim/script``); each chat request
-for that model pops the next one. Reply forms (any may add ``"delay_ms"``)::
+for that model pops the next one, and so does each model decision of a server-side run
+(Assistants run: at run creation and at each ``submit_tool_outputs``; Responses API: at
+each ``POST /v1/responses``). Reply forms (any may add ``"delay_ms"``)::
 
     {"content": "text"}
     {"tool_calls": [{"name": "calculator", "arguments": "{\"expression\": \"1+2\"}",
@@ -12,6 +14,28 @@ for that model pops the next one. Reply forms (any may add ``"delay_ms"``)::
 default (``"tool_calls"`` when there are tool calls, else ``"stop"``). Tool-call
 ``arguments`` given as a string are sent verbatim (malformed JSON included); an object
 is JSON-encoded.
+
+For chat completions ``delay_ms`` is added to the configured latency. For server-side
+runs and background responses it *replaces* the run duration (``run_duration_ms``) for
+that decision: the run is ``queued``/``in_progress`` that long, then the reply applies.
+There ``content`` is the final answer (run ``completed``, an assistant message appended
+to the thread / a ``message`` output item), ``tool_calls`` put a run in
+``requires_action`` (a response completes with ``function_call`` output items), and
+``error`` fails the run (``last_error`` ``{code, message}``; code ``rate_limit_exceeded``
+for status 429, else the error's ``code`` or ``server_error``) / the response (``error``).
+
+Forms only for server-side runs and responses (a chat completion that pops one answers
+with empty content)::
+
+    {"run_status": "failed", "last_error": {"code": "server_error", "message": "..."}}
+    {"run_status": "incomplete", "incomplete_reason": "max_output_tokens"}
+    {"run_status": "expired"}      # a response has no such status: it fails instead
+    {"run_status": "cancelled"}    # as if cancelled server-side
+    {"never_finish": true}         # stays in_progress until cancelled
+
+``last_error`` is allowed only with ``failed`` (default ``server_error``, "simulated
+failure"), ``incomplete_reason`` only with ``incomplete`` (default
+``max_completion_tokens`` for runs, ``max_output_tokens`` for responses).
 """
 
 from __future__ import annotations
@@ -23,7 +47,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-_REPLY_KEYS = {"content", "tool_calls", "error", "delay_ms", "finish_reason"}
+_REPLY_KEYS = {
+    "content",
+    "tool_calls",
+    "error",
+    "delay_ms",
+    "finish_reason",
+    "run_status",
+    "last_error",
+    "incomplete_reason",
+    "never_finish",
+}
+_RUN_FORM_KEYS = {"run_status", "last_error", "incomplete_reason", "never_finish"}
+RUN_STATUSES = ("expired", "cancelled", "incomplete", "failed")
+_LAST_ERROR_KEYS = {"code", "message"}
 _CALL_KEYS = {"name", "arguments", "id"}
 _ERROR_KEYS = {"status", "message", "type", "param", "code"}
 
@@ -57,12 +94,25 @@ class ScriptedError:
 
 
 @dataclass(frozen=True)
+class ScriptedRunError:
+    """``last_error`` of a scripted failed run (``error`` of a failed response)."""
+
+    code: str = "server_error"
+    message: str = "simulated failure"
+
+
+@dataclass(frozen=True)
 class ScriptedReply:
     content: str | None = None
     tool_calls: tuple[ScriptedToolCall, ...] = ()
     error: ScriptedError | None = None
     delay_ms: float = 0.0
     finish_reason: str | None = None
+    has_delay: bool = False  # ``delay_ms`` was given (it then overrides a run's duration)
+    run_status: str | None = None  # one of RUN_STATUSES
+    last_error: ScriptedRunError | None = None
+    incomplete_reason: str | None = None
+    never_finish: bool = False
 
 
 def _optional_str(obj: dict[str, Any], key: str, where: str) -> str | None:
@@ -109,16 +159,60 @@ def _parse_error(raw: Any, where: str) -> ScriptedError:
     )
 
 
+def _parse_last_error(raw: Any, where: str) -> ScriptedRunError:
+    if raw is None:
+        return ScriptedRunError()
+    _check_object(raw, where, _LAST_ERROR_KEYS)
+    code = _optional_str(raw, "code", where) or "server_error"
+    message = _optional_str(raw, "message", where) or "simulated failure"
+    return ScriptedRunError(code=code, message=message)
+
+
+def _parse_run_form(raw: dict[str, Any], where: str, delay: float) -> ScriptedReply:
+    """``run_status`` / ``never_finish`` forms (server-side runs and responses only)."""
+    if set(raw) & {"content", "tool_calls", "error", "finish_reason"}:
+        raise ScriptError(
+            f"{where}: 'run_status'/'never_finish' cannot be combined with content, "
+            "tool_calls, error or finish_reason"
+        )
+    has_delay = "delay_ms" in raw
+    if "never_finish" in raw:
+        if raw["never_finish"] is not True or set(raw) - {"never_finish", "delay_ms"}:
+            raise ScriptError(f"{where}: use {{\"never_finish\": true}} on its own")
+        return ScriptedReply(never_finish=True, delay_ms=delay, has_delay=has_delay)
+    status = raw.get("run_status")
+    if status not in RUN_STATUSES:
+        raise ScriptError(f"{where}.run_status must be one of {list(RUN_STATUSES)}")
+    if "last_error" in raw and status != "failed":
+        raise ScriptError(f"{where}.last_error needs run_status 'failed'")
+    if "incomplete_reason" in raw and status != "incomplete":
+        raise ScriptError(f"{where}.incomplete_reason needs run_status 'incomplete'")
+    return ScriptedReply(
+        run_status=status,
+        last_error=_parse_last_error(raw.get("last_error"), f"{where}.last_error")
+        if status == "failed"
+        else None,
+        incomplete_reason=_optional_str(raw, "incomplete_reason", where),
+        delay_ms=delay,
+        has_delay=has_delay,
+    )
+
+
 def parse_reply(raw: Any, where: str = "reply") -> ScriptedReply:
     """Validate one scripted reply; :class:`ScriptError` says what is wrong."""
     _check_object(raw, where, _REPLY_KEYS)
     delay = raw.get("delay_ms", 0)
     if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
         raise ScriptError(f"{where}.delay_ms must be a non-negative number")
+    has_delay = "delay_ms" in raw
+    if set(raw) & _RUN_FORM_KEYS:
+        return _parse_run_form(raw, where, delay)
     if "error" in raw:
         if "content" in raw or "tool_calls" in raw:
             raise ScriptError(f"{where}: 'error' cannot be combined with content or tool_calls")
-        return ScriptedReply(error=_parse_error(raw["error"], f"{where}.error"), delay_ms=delay)
+        return ScriptedReply(
+            error=_parse_error(raw["error"], f"{where}.error"), delay_ms=delay, has_delay=has_delay
+        )
     if "content" not in raw and "tool_calls" not in raw:
         raise ScriptError(f"{where} needs 'content', 'tool_calls' or 'error'")
     calls_raw = raw.get("tool_calls", [])
@@ -130,6 +224,7 @@ def parse_reply(raw: Any, where: str = "reply") -> ScriptedReply:
         tool_calls=calls,
         delay_ms=delay,
         finish_reason=_optional_str(raw, "finish_reason", where),
+        has_delay=has_delay,
     )
 
 

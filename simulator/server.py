@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from simulator.app import build_router
 from simulator.errors import ApiError
+from simulator.faults import DropConnection
 from simulator.routing import Request, Response, Router, error_response
 from simulator.state import SimState
 
@@ -120,6 +121,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         try:
             response = self._handle()
+        except DropConnection:  # an injected fault: close without answering
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(SHUT_RDWR)
+            return
         except _BodyError as failure:
             self.close_connection = True
             response = error_response(failure.error)
@@ -141,6 +147,9 @@ class _Handler(BaseHTTPRequestHandler):
         route, params = found
         if route.auth:
             self._check_auth()
+        injected = self.sim.sim_state.faults.apply(url.path)
+        if injected is not None:
+            return injected
         request = Request(
             method=self.command,
             path=url.path,

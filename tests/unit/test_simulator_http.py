@@ -346,16 +346,16 @@ def test_unknown_route_is_openai_404(server: SimulatorServer) -> None:
 
 
 def test_router_accepts_new_routes(server: SimulatorServer) -> None:
-    def get_thread(request: Request) -> Response:
-        return json_response({"id": request.params["thread_id"], "object": "thread"})
+    def get_widget(request: Request) -> Response:
+        return json_response({"id": request.params["widget_id"], "object": "widget"})
 
-    server.router.add("GET", "/v1/threads/{thread_id}", get_thread)
+    server.router.add("GET", "/v1/widgets/{widget_id}", get_widget)
     headers = {"Authorization": f"Bearer {API_KEY}"}
-    assert call(server, "GET", "/v1/threads/t_1", headers=headers) == (
+    assert call(server, "GET", "/v1/widgets/w_1", headers=headers) == (
         200,
-        {"id": "t_1", "object": "thread"},
+        {"id": "w_1", "object": "widget"},
     )
-    assert call(server, "GET", "/v1/threads/t_1")[0] == 401
+    assert call(server, "GET", "/v1/widgets/w_1")[0] == 401
 
 
 def test_latency_honoured() -> None:
@@ -380,7 +380,8 @@ def test_latency_honoured() -> None:
         ask(client, "x", model=model)
         assert time.perf_counter() - started >= 0.6
 
-        assert call(sim, "POST", "/_sim/config", {"latency_ms": 0}) == (200, {"latency_ms": 0.0})
+        status, config = call(sim, "POST", "/_sim/config", {"latency_ms": 0})
+        assert (status, config["latency_ms"]) == (200, 0.0)
         started = time.perf_counter()
         ask(client, "fast")
         assert time.perf_counter() - started < 0.4
