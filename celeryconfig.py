@@ -18,8 +18,40 @@ visibility_timeout = int(os.environ.get("AGENT_VISIBILITY_TIMEOUT", "3600"))
 broker_url = redis_url
 result_backend = redis_url
 broker_connection_retry_on_startup = True
-broker_transport_options = {"visibility_timeout": visibility_timeout}
+# kombu restores a dead worker's unacknowledged tasks in a sweep that really scans only
+# every interval * throttle seconds (10 * 10 by default, see CELERY-NOTES): scan every
+# tenth of the visibility timeout (1 s to 60 s), so a short timeout takes effect.
+_restore_interval = max(1, min(60, visibility_timeout // 10))
+broker_transport_options = {
+    "visibility_timeout": visibility_timeout,
+    "unacked_restore_interval": _restore_interval,
+    "unacked_restore_throttle": 1,
+    # The sweep holds a lock in Redis that kombu lets live 300 s: a worker killed
+    # mid-sweep, or a sweep cut by a Redis restart, left it behind and no task came back
+    # for 5 minutes (found by bench/reliability.py). A sweep takes milliseconds; two
+    # overlapping sweeps restore each message once (a WATCHed transaction per message).
+    "unacked_mutex_expire": max(2, _restore_interval),
+}
 result_backend_transport_options = {"visibility_timeout": visibility_timeout}
+
+# A Redis restart: how long a client waits for Redis to come back before it gives up
+# (AGENT_REDIS_RETRY_SECONDS; producer/jobstore.connect reads the same variable).
+redis_retry_seconds = float(os.environ.get("AGENT_REDIS_RETRY_SECONDS", "30"))
+
+# Publishing (a submit, a worker's next step, a chord callback, a retry) waits that long
+# for Redis, retrying every second, instead of kombu's default 3 retries in about 1 s:
+# a retry that cannot be published is dropped by Celery, a callback fails its chord.
+task_publish_retry_policy = {
+    "max_retries": int(redis_retry_seconds) + 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
+
+# Storing a result or a chord part must outlast a Redis restart, not fail the task.
+result_backend_always_retry = True
+result_backend_max_retries = 20
+result_backend_max_sleep_between_retries_ms = 2000
 
 # JSON only: a pickled message is refused by the worker.
 task_serializer = "json"
@@ -40,6 +72,7 @@ result_expires = int(os.environ.get("AGENT_RESULT_TTL", "86400"))
 _events_on = os.environ.get("AGENT_TASK_EVENTS", "1").lower() not in ("0", "false", "no")
 worker_send_task_events = _events_on
 task_send_sent_event = _events_on
+
 
 task_default_queue = "agents"
 task_queues = (Queue("agents"), Queue("tools"))

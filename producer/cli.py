@@ -47,9 +47,37 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--max-function-calls", type=int, default=5)
     submit.add_argument("--token-limit", type=int)
     submit.add_argument("--model")
+    submit.add_argument("--deadline", type=float, dest="deadline_seconds",
+                        help="fail the job past this many seconds (default $AGENT_JOB_DEADLINE)")
+    assistant = submit.add_argument_group(
+        "assistant mode", "a server-side run polled by the workers (--mode assistant)"
+    )
+    assistant.add_argument("--mode", choices=["chat", "assistant"], default=None,
+                           help="chat (default) or assistant")
+    assistant.add_argument("--protocol", choices=["responses", "assistants"],
+                           help="Responses API in background mode (default) or Assistants API")
+    assistant.add_argument("--assistant-id", help="use this existing assistant")
+    assistant.add_argument("--assistant-name", help="name of the assistant to define")
+    assistant.add_argument("--instructions", help="the assistant's instructions")
+    assistant.add_argument("--builtin-tool", action="append", dest="builtin_tools",
+                           choices=["code_interpreter", "file_search"],
+                           help="pass a built-in tool through (repeatable)")
+    assistant.add_argument("--run-instructions",
+                           help="replace the assistant's instructions for this run only")
+    assistant.add_argument("--file", action="append", dest="files", metavar="PATH",
+                           help="a file the worker uploads and attaches (repeatable)")
+    assistant.add_argument("--file-id", action="append", dest="file_ids", metavar="ID",
+                           help="attach an uploaded file (repeatable)")
+    assistant.add_argument("--thread-id", help="continue this thread (protocol assistants)")
+    assistant.add_argument("--poll-interval", type=float,
+                           help="seconds before the second poll (it grows from there)")
     submit.add_argument("--wait", action="store_true", help="wait for the result")
     submit.add_argument("--timeout", type=float, default=300.0, help="seconds to wait")
     submit.add_argument("--json", action="store_true", help="machine-readable output")
+
+    cancel = commands.add_parser("cancel", help="cancel a queued or running job")
+    cancel.add_argument("job_id")
+    cancel.add_argument("--json", action="store_true")
 
     status = commands.add_parser("status", help="show a job's status and result")
     status.add_argument("job_id")
@@ -76,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(keep_logs=args.keep_logs)
         with AgentClient(args.redis_url) as client:
             handler = {"submit": _submit, "status": _status, "history": _history,
-                       "reset": _reset}[args.command]
+                       "reset": _reset, "cancel": _cancel}[args.command]
             return handler(client, args)
     except (UsageError, InvalidSessionId) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -93,6 +121,8 @@ def _submit(client: AgentClient, args: argparse.Namespace) -> int:
         "max_function_calls": args.max_function_calls,
         "token_limit": args.token_limit,
         "model": args.model,
+        "deadline_seconds": args.deadline_seconds,
+        **_assistant_fields(args),
     }
     try:
         job_id = client.submit({k: v for k, v in request.items() if v is not None})
@@ -117,12 +147,41 @@ def _submit(client: AgentClient, args: argparse.Namespace) -> int:
     return EXIT_OK if result.status == JobStatus.SUCCEEDED else EXIT_FAILED
 
 
+def _assistant_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The assistant-mode fields given on the command line (validation names misuse)."""
+    spec = {
+        "assistant_id": args.assistant_id,
+        "name": args.assistant_name,
+        "instructions": args.instructions,
+        "builtin_tools": args.builtin_tools,
+    }
+    fields: dict[str, Any] = {
+        "mode": args.mode,
+        "protocol": args.protocol,
+        "assistant": {k: v for k, v in spec.items() if v is not None} or None,
+        "run_instructions": args.run_instructions,
+        "files": args.files,
+        "file_ids": args.file_ids,
+        "thread_id": args.thread_id,
+        "poll_interval": args.poll_interval,
+    }
+    return fields
+
+
 def _status(client: AgentClient, args: argparse.Namespace) -> int:
     result = client.status(args.job_id)
     if result is None:
         raise UsageError(f"unknown job {args.job_id} (never submitted, or expired)")
     _print_result(result, args.json)
     return EXIT_FAILED if result.status == JobStatus.FAILED else EXIT_OK
+
+
+def _cancel(client: AgentClient, args: argparse.Namespace) -> int:
+    result = client.cancel(args.job_id)
+    if result is None:
+        raise UsageError(f"unknown job {args.job_id} (never submitted, or expired)")
+    _print_result(result, args.json)
+    return EXIT_OK if result.status == JobStatus.CANCELLED else EXIT_FAILED
 
 
 def _history(client: AgentClient, args: argparse.Namespace) -> int:

@@ -14,17 +14,21 @@ from typing import Any
 
 from celery import Celery
 
+from producer import keys
 from producer.contracts import (
     SESSION_ID_PATTERN,
-    TASK_START_TURN,
+    TASK_SESSION_HISTORY,
+    TASK_SESSION_RESET,
     ChatMessage,
     ChatRequest,
     JobEvent,
     JobResult,
     JobStatus,
     StartTurn,
+    default_deadline_seconds,
 )
-from producer.jobstore import JobStore, connect
+from producer.jobstore import EVENTS_MAX_LEN, JobStore, connect
+from producer.session_order import SessionOrder
 
 
 class JobTimeout(TimeoutError):
@@ -56,6 +60,7 @@ class AgentClient:
     def __init__(self, redis_url: str | None = None, *, celery_app: Celery | None = None) -> None:
         self.celery = celery_app or make_producer_app(redis_url)
         self.jobs = JobStore(connect(redis_url or str(self.celery.conf.broker_url)))
+        self.order = SessionOrder(self.jobs.redis, self.celery)
 
     def close(self) -> None:
         self.jobs.redis.close()
@@ -70,35 +75,65 @@ class AgentClient:
         """Validate and enqueue a request; returns the job id.
 
         Raises pydantic.ValidationError (naming the field) before anything is enqueued.
+        The job starts at once if its session is idle, else after the session's earlier
+        jobs have ended.
         """
         if not isinstance(request, ChatRequest):
             request = ChatRequest.model_validate(request)
         job_id = str(uuid.uuid4())
-        message = StartTurn(job_id=job_id, request=request)
         now = time.time()
-        self.jobs.put_job(
-            JobResult(
-                job_id=job_id,
-                session_id=request.session_id,
-                status=JobStatus.QUEUED,
-                model=request.model,
-                created_at=now,
-                updated_at=now,
-            )
+        deadline = request.deadline_seconds or default_deadline_seconds()
+        deadline_at = now + deadline if deadline > 0 else None
+        message = StartTurn(job_id=job_id, request=request, deadline_at=deadline_at)
+        record = JobResult(
+            job_id=job_id,
+            session_id=request.session_id,
+            mode=request.mode,
+            protocol=request.protocol if request.mode == "assistant" else None,
+            status=JobStatus.QUEUED,
+            model=request.model,
+            created_at=now,
+            updated_at=now,
+            deadline_at=deadline_at,
         )
-        self.jobs.emit(job_id, "queued", create=True, session_id=request.session_id)
+        event = JobEvent(
+            job_id=job_id, kind="queued", at=now, detail={"session_id": request.session_id}
+        )
+        payload = message.model_dump(mode="json")
+        session_id = request.session_id
         try:
-            self.celery.send_task(
-                TASK_START_TURN,
-                kwargs={"message": message.model_dump(mode="json")},
-                task_id=f"{job_id}-start",
-                kwargsrepr=f"job={job_id} session={request.session_id}",
-                ignore_result=True,  # progress is read from the job's events, not Celery results
+            self.order.admit(
+                job_id, session_id, record.model_dump_json(), event.model_dump_json(),
+                payload, EVENTS_MAX_LEN, deadline_at,
             )
-        except Exception as exc:  # the broker is down: do not leave a job queued forever
-            self.jobs.fail(job_id, f"could not enqueue the job: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # Redis or the broker is down: do not leave a job queued
+            self._give_up(job_id, session_id, f"could not enqueue the job: "
+                          f"{type(exc).__name__}: {exc}")
             raise
         return job_id
+
+    def _give_up(self, job_id: str, session_id: str, error: str) -> None:
+        try:
+            self.jobs.fail(job_id, error)
+            self.order.release(job_id, session_id)
+        except Exception:  # the original error is what the caller needs
+            pass
+
+    def cancel(self, job_id: str) -> JobResult | None:
+        """Cancel a job: a queued job never starts; a running one stops at its next step
+        (and its server-side run is cancelled). Returns the job record, None if unknown.
+
+        A job that had ended already is left as it was.
+        """
+        job = self.jobs.get_job(job_id)
+        if job is None or job.status.terminal:
+            return job
+        self.jobs.cancel(job_id)
+        if job.status == JobStatus.QUEUED:
+            # Nothing of it runs yet, so its session is free at once. A running job
+            # releases its session itself, once its in-flight step has stopped.
+            self.order.release(job_id, job.session_id)
+        return self.jobs.get_job(job_id)
 
     def status(self, job_id: str) -> JobResult | None:
         """The job record, or None for an unknown (or expired) job."""
@@ -126,10 +161,42 @@ class AgentClient:
         """Submit and wait."""
         return self.wait(self.submit(request), timeout)
 
-    def history(self, session_id: str) -> list[ChatMessage]:
-        """The session's stored messages, oldest first."""
-        return self.jobs.history(checked_session_id(session_id))
+    def history(self, session_id: str, timeout: float = 30.0) -> list[ChatMessage]:
+        """The session's messages, oldest first.
 
-    def reset(self, session_id: str) -> bool:
-        """Delete the session's memory; True when there was any."""
-        return self.jobs.reset(checked_session_id(session_id))
+        An Assistants-API session's history is its thread, read by a worker
+        (``agents.session.history``); any other session's is the memory in Redis.
+        """
+        session_id = checked_session_id(session_id)
+        if self._uses_thread(session_id):
+            found = self._ask_worker(TASK_SESSION_HISTORY, session_id, timeout)
+            return [ChatMessage.model_validate(item) for item in found]
+        return self.jobs.history(session_id)
+
+    def reset(self, session_id: str, timeout: float = 30.0) -> bool:
+        """Forget the session; True when there was anything to forget.
+
+        An Assistants-API session's thread is deleted server-side by a worker
+        (``agents.session.reset``); a Responses-API session also forgets its last
+        response id, so the next turn starts a new conversation.
+        """
+        session_id = checked_session_id(session_id)
+        if self._uses_thread(session_id):
+            return bool(self._ask_worker(TASK_SESSION_RESET, session_id, timeout))
+        forgot = bool(self.jobs.redis.delete(
+            keys.session_response(session_id), keys.session_mode(session_id)
+        ))
+        return self.jobs.reset(session_id) or forgot
+
+    def _uses_thread(self, session_id: str) -> bool:
+        return self.jobs.redis.get(keys.session_mode(session_id)) == "assistants"
+
+    def _ask_worker(self, task: str, session_id: str, timeout: float) -> Any:
+        """Send a session task by name and wait for its stored result."""
+        result = self.celery.send_task(
+            task, kwargs={"session_id": session_id}, kwargsrepr=f"session={session_id}"
+        )
+        try:
+            return result.get(timeout=timeout)
+        finally:
+            result.forget()

@@ -33,6 +33,7 @@ TASK_EXPIRE_JOB = "agents.job.expire"
 TASK_START_RUN = "agents.run.start"
 TASK_POLL_RUN = "agents.run.poll"
 TASK_SUBMIT_TOOL_OUTPUTS = "agents.run.submit_outputs"
+TASK_ABORT_RUN = "agents.run.abort"  # errback of a run's tool fan-out
 TASK_SESSION_HISTORY = "agents.session.history"
 TASK_SESSION_RESET = "agents.session.reset"
 
@@ -54,6 +55,11 @@ def max_message_chars() -> int:
 def max_deadline_seconds() -> float:
     """Longest per-job deadline accepted (``AGENT_MAX_JOB_DEADLINE``, default 86400)."""
     return float(os.environ.get("AGENT_MAX_JOB_DEADLINE", "86400"))
+
+
+def default_deadline_seconds() -> float:
+    """Deadline of a job that names none (``AGENT_JOB_DEADLINE``, default 900; 0: none)."""
+    return float(os.environ.get("AGENT_JOB_DEADLINE", "900"))
 
 
 def describe_validation_error(
@@ -272,6 +278,9 @@ class StartTurn(Strict):
     schema_version: int = SCHEMA_VERSION
     job_id: str = Field(pattern=JOB_ID_PATTERN)
     request: ChatRequest
+    deadline_at: float | None = Field(
+        default=None, description="Unix time past which the job fails with a timeout"
+    )
 
 
 class JobStatus(StrEnum):
@@ -326,6 +335,7 @@ class JobResult(Strict):
     model_calls: int = 0
     created_at: float
     updated_at: float
+    deadline_at: float | None = None
     # Assistant mode: the server-side objects, and uploaded files as {file_id: name}.
     assistant_id: str | None = None
     thread_id: str | None = None

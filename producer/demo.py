@@ -1,8 +1,8 @@
 """``celery-agents demo``: the whole system on this machine, end to end.
 
 Starts redis-server, the OpenAI simulator, one worker per queue, submits a few chat
-requests through the producer client, shows their progress live, prints the answers and
-stops everything it started.
+requests and two assistant-mode runs (one per protocol) through the producer client,
+shows their progress live, prints the answers and stops everything it started.
 """
 
 from __future__ import annotations
@@ -25,6 +25,14 @@ FIRST_ROUND: list[tuple[str, dict[str, Any]]] = [
     ("tool error", {"session_id": "demo-error",
                     "message": "What's the weather in London and Atlantis?"}),
     ("memory, turn 1", {"session_id": "demo-memory", "message": "Hi! My name is Ada."}),
+    # Assistant mode: a server-side run that the workers poll, with one tool round.
+    ("assistant run", {"session_id": "demo-assistant", "mode": "assistant",
+                       "message": "What's the weather in Rome and Tokyo?",
+                       "assistant": {"name": "demo assistant",
+                                     "instructions": "Answer from the tools' results."}}),
+    ("assistant run, Assistants API", {"session_id": "demo-thread", "mode": "assistant",
+                                       "protocol": "assistants",
+                                       "message": "What is 2 ** 10?"}),
 ]
 SECOND_ROUND: list[tuple[str, dict[str, Any]]] = [
     ("memory, turn 2", {"session_id": "demo-memory", "message": "What is my name?"}),

@@ -26,7 +26,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 from producer.devstack_process import ManagedProcess, ProcessExitedError, free_port
-from producer.devstack_redis import find_redis_server, redis_argv, redis_ping, wait_for_redis
+from producer.devstack_redis import (
+    RedisTLS,
+    find_redis_server,
+    redis_argv,
+    redis_ping,
+    wait_for_redis,
+)
 
 __all__ = [
     "DEFAULT_OPENAI_API_KEY",
@@ -34,6 +40,7 @@ __all__ = [
     "DevStack",
     "ManagedProcess",
     "ProcessExitedError",
+    "RedisTLS",
     "free_port",
     "redis_ping",
 ]
@@ -73,6 +80,7 @@ class DevStack:
         self.redis_url: str | None = None
         self.redis_port: int | None = None
         self.redis_password: str | None = None
+        self.redis_tls: RedisTLS | None = None
         self.simulator: ManagedProcess | None = None
         self.simulator_url: str | None = None
         self.workers: list[ManagedProcess] = []
@@ -168,20 +176,25 @@ class DevStack:
         appendonly: bool = False,
         password: str | None = None,
         *,
+        tls: RedisTLS | None = None,
         echo: bool | None = None,
         timeout: float = 15.0,
     ) -> str:
-        """Run ``redis-server`` on 127.0.0.1; returns ``redis://[:password@]127.0.0.1:PORT/0``."""
+        """Run ``redis-server`` on 127.0.0.1; returns ``redis://[:password@]127.0.0.1:PORT/0``.
+
+        With ``tls`` it listens for TLS only and the URL is
+        ``rediss://[:password@]127.0.0.1:PORT/0?ssl_cert_reqs=required&ssl_ca_certs=CA``.
+        """
         if self.redis is not None and self.redis.alive:
             raise RuntimeError(f"this stack already runs redis at {self.redis_url}")
         binary = find_redis_server()
         attempts = 1 if port is not None else _PORT_ATTEMPTS
         for attempt in range(attempts):
             chosen = port if port is not None else free_port()
-            argv = redis_argv(binary, chosen, self.run_dir, appendonly, password)
+            argv = redis_argv(binary, chosen, self.run_dir, appendonly, password, tls)
             proc = self.start_process("redis", argv, echo=echo)
             try:
-                wait_for_redis(proc, chosen, password, timeout)
+                wait_for_redis(proc, chosen, password, timeout, tls)
             except ProcessExitedError:
                 self._discard(proc)
                 if attempt + 1 >= attempts:
@@ -191,8 +204,15 @@ class DevStack:
                 self._discard(proc)
                 raise
             self.redis, self.redis_port, self.redis_password = proc, chosen, password
+            self.redis_tls = tls
             auth = f":{quote(password, safe='')}@" if password is not None else ""
             self.redis_url = f"redis://{auth}127.0.0.1:{chosen}/0"
+            if tls is not None:
+                ca = quote(str(tls.ca_file), safe="")
+                self.redis_url = (
+                    f"rediss://{auth}127.0.0.1:{chosen}/0"
+                    f"?ssl_cert_reqs=required&ssl_ca_certs={ca}"
+                )
             return self.redis_url
         raise AssertionError("unreachable")
 
@@ -219,7 +239,7 @@ class DevStack:
         proc.start()
         self.processes[self.processes.index(old)] = proc  # keep its place in the stop order
         self.redis = proc
-        wait_for_redis(proc, self.redis_port, self.redis_password, timeout)
+        wait_for_redis(proc, self.redis_port, self.redis_password, timeout, self.redis_tls)
         assert self.redis_url is not None
         return self.redis_url
 

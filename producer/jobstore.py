@@ -8,18 +8,21 @@ write happen together, once, whichever copy of a redelivered task gets there fir
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import redis
 
 from producer import keys
 from producer.contracts import ChatMessage, EventKind, JobEvent, JobResult, JobStatus
+from producer.deadlines import member as deadline_member
 
 EVENTS_MAX_LEN = 1000
+FOLLOW_SLICE_MS = 2000
 
-# KEYS: final marker, job record, events, session messages
-# ARGV: job ttl, record json, event json, events maxlen, session ttl, messages json...
+# KEYS: final marker, job record, events, session messages, deadlines
+# ARGV: job ttl, record json, event json, events maxlen, session ttl, deadlines member,
+#       messages json...
 _FINISH_SCRIPT = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) == false then
   return 0
@@ -27,8 +30,9 @@ end
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'event', ARGV[3])
 redis.call('EXPIRE', KEYS[3], ARGV[1])
-if #ARGV > 5 then
-  for i = 6, #ARGV do
+redis.call('ZREM', KEYS[5], ARGV[6])
+if #ARGV > 6 then
+  for i = 7, #ARGV do
     redis.call('RPUSH', KEYS[4], ARGV[i])
   end
   if tonumber(ARGV[5]) > 0 then
@@ -39,19 +43,49 @@ return 1
 """
 
 
+# KEYS: final marker, job record, events; ARGV: record json, event json, maxlen, ttl.
+# A job cancelled or failed before its start task ran stays ended.
+_MARK_RUNNING_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[4])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[2])
+return 1
+"""
+
+# Called with (job_id, session_id) whenever a job was found ended; see session_order.
+OnFinished = Callable[[str, str], object]
+
+
 def connect(url: str) -> redis.Redis:
-    """A Redis client that retries on connection errors and returns text."""
+    """A Redis client that returns text and waits out a Redis restart.
+
+    Connection errors, including the refused connects of a restart that redis-py's
+    default retry lets through at once, are retried for ``AGENT_REDIS_RETRY_SECONDS``
+    (see producer/redis_retry.py), so a submit or a task during a short outage waits
+    for Redis instead of failing.
+    """
+    from producer.redis_retry import RetryFor, retry_seconds
+
     return redis.Redis.from_url(
-        url, decode_responses=True, health_check_interval=30, socket_keepalive=True
+        url, decode_responses=True, health_check_interval=30, socket_keepalive=True,
+        retry=RetryFor(retry_seconds()),
     )
 
 
 class JobStore:
-    """Reads and writes job records, events and session memory."""
+    """Reads and writes job records, events and session memory.
 
-    def __init__(self, client: redis.Redis) -> None:
+    ``on_finished`` runs after every attempt to end a job, whether this attempt wrote
+    the end or an earlier one did: it releases the job's session (idempotent).
+    """
+
+    def __init__(self, client: redis.Redis, on_finished: OnFinished | None = None) -> None:
         self.redis = client
+        self.on_finished = on_finished
         self._finish = client.register_script(_FINISH_SCRIPT)
+        self._mark_running = client.register_script(_MARK_RUNNING_SCRIPT)
 
     # Job records
     def put_job(self, job: JobResult) -> None:
@@ -74,12 +108,18 @@ class JobStore:
             pipe.expire(keys.job_events(job_id), keys.job_ttl_seconds())
         pipe.execute()
 
-    def mark_running(self, job: JobResult, **detail: Any) -> None:
-        """The worker took the job: update its record and emit ``started``, in one round trip."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(keys.job(job.job_id), job.model_dump_json(), ex=keys.job_ttl_seconds())
-        self._add_event(pipe, job.job_id, "started", None, detail)
-        pipe.execute()
+    def mark_running(self, job: JobResult, **detail: Any) -> bool:
+        """The worker took the job: update its record and emit ``started``, in one round trip.
+
+        False (and nothing written) when the job ended meanwhile, e.g. it was cancelled.
+        """
+        event = JobEvent(job_id=job.job_id, kind="started", at=time.time(), detail=detail)
+        done = self._mark_running(
+            keys=[keys.job_final(job.job_id), keys.job(job.job_id), keys.job_events(job.job_id)],
+            args=[job.model_dump_json(), event.model_dump_json(), EVENTS_MAX_LEN,
+                  keys.job_ttl_seconds()],
+        )
+        return bool(done)
 
     @staticmethod
     def _add_event(
@@ -115,7 +155,10 @@ class JobStore:
             remaining_ms = int((deadline - time.time()) * 1000)
             if remaining_ms <= 0:
                 return
-            for entry_id, event in self.read_events(job_id, after, block_ms=remaining_ms):
+            # Block in slices shorter than the client's socket timeout (5 s by default in
+            # redis-py), which would otherwise end a read during a quiet spell.
+            block_ms = min(remaining_ms, FOLLOW_SLICE_MS)
+            for entry_id, event in self.read_events(job_id, after, block_ms=block_ms):
                 after = entry_id
                 yield event
                 if event.terminal:
@@ -136,6 +179,7 @@ class JobStore:
             event.model_dump_json(),
             EVENTS_MAX_LEN,
             keys.session_ttl_seconds(),
+            deadline_member(job.job_id, job.session_id),
         ]
         args.extend(m.model_dump_json(exclude_none=True) for m in new_messages or [])
         done = self._finish(
@@ -144,13 +188,33 @@ class JobStore:
                 keys.job(job.job_id),
                 keys.job_events(job.job_id),
                 keys.session_messages(job.session_id),
+                keys.deadlines(),
             ],
             args=args,
         )
+        self.released(job.job_id, job.session_id)
         return bool(done)
+
+    def released(self, job_id: str, session_id: str) -> None:
+        """Let the session's next job start; call whenever a job is found ended."""
+        if self.on_finished is not None:
+            self.on_finished(job_id, session_id)
+
+    def is_final(self, job_id: str) -> bool:
+        return bool(self.redis.exists(keys.job_final(job_id)))
 
     def fail(self, job_id: str, error: str, step: int | None = None) -> bool:
         """End the job as failed with a readable reason; memory is left as it was."""
+        return self.end_without_answer(job_id, JobStatus.FAILED, error, step)
+
+    def cancel(self, job_id: str, reason: str = "cancelled by request") -> bool:
+        """End the job as cancelled; tasks still in flight stop at their next step."""
+        return self.end_without_answer(job_id, JobStatus.CANCELLED, reason)
+
+    def end_without_answer(
+        self, job_id: str, status: JobStatus, error: str, step: int | None = None
+    ) -> bool:
+        """End the job as failed or cancelled; False if it had ended already."""
         now = time.time()
         current = self.get_job(job_id)
         if current is None:  # a malformed message for a job the producer never created
@@ -158,11 +222,10 @@ class JobStore:
                 job_id=job_id, session_id="unknown", status=JobStatus.FAILED,
                 created_at=now, updated_at=now,
             )
-        failed = current.model_copy(
-            update={"status": JobStatus.FAILED, "error": error, "updated_at": now}
-        )
-        event = JobEvent(job_id=job_id, kind="failed", at=now, step=step, detail={"error": error})
-        return self.finish(failed, event)
+        ended = current.model_copy(update={"status": status, "error": error, "updated_at": now})
+        kind: EventKind = "cancelled" if status == JobStatus.CANCELLED else "failed"
+        event = JobEvent(job_id=job_id, kind=kind, at=now, step=step, detail={"error": error})
+        return self.finish(ended, event)
 
     # Session memory
     def history(self, session_id: str, length: int | None = None) -> list[ChatMessage]:

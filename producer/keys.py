@@ -55,6 +55,16 @@ def tool_result(job_id: str, tool_call_id: str) -> str:
     return f"{PREFIX}:job:{job_id}:tool:{tool_call_id}"
 
 
+def tool_started(job_id: str, tool_call_id: str) -> str:
+    """Claim taken before a non-idempotent tool runs, so a redelivered call never reruns it."""
+    return f"{PREFIX}:job:{job_id}:tool:{tool_call_id}:started"
+
+
+def rate_slot(job_id: str, step: int) -> str:
+    """Hash: the model-rate-limit slot a waiting step reserved, and how often it waited."""
+    return f"{PREFIX}:job:{job_id}:rate:{step}"
+
+
 def job_final(job_id: str) -> str:
     """Marker set by whichever of succeed/fail ends the job first; the other is ignored."""
     return f"{PREFIX}:job:{job_id}:final"
@@ -68,6 +78,42 @@ def job_message(job_id: str) -> str:
 def run_state(job_id: str) -> str:
     """JSON RunState of an assistant-mode job (server-side run ids, polls, tool rounds)."""
     return f"{PREFIX}:job:{job_id}:run"
+
+
+def run_submitted(job_id: str, tool_round: int) -> str:
+    """Set once a tool round's outputs reached the server (a Responses follow-up's id),
+    so a redelivered callback does not submit them twice."""
+    return f"{PREFIX}:job:{job_id}:submitted:{tool_round}"
+
+
+# Assistant-run polling (shared by all jobs; entries leave as runs end).
+def runs_due() -> str:
+    """Sorted set of assistant-mode job ids whose run is being polled, scored by the time
+    the next poll is due. A poll task claims due members by moving their score forward
+    (a lease), so a killed poll task loses nothing. No TTL: members are removed when
+    their run leaves the polling phase."""
+    return f"{PREFIX}:runs:due"
+
+
+def poll_tick(slot: int) -> str:
+    """Marker: a poll task is enqueued for time slot ``slot``; expires soon after it."""
+    return f"{PREFIX}:runs:tick:{slot}"
+
+
+def assistant_creating(digest: str) -> str:
+    """Short-lived lock held by the worker creating the assistant for one definition."""
+    return f"{PREFIX}:assistant:{digest}:creating"
+
+
+# Shared by all jobs; entries leave as jobs end.
+def deadlines() -> str:
+    """Sorted set of unfinished jobs with a deadline ("job_id session_id"), scored by it."""
+    return f"{PREFIX}:deadlines"
+
+
+def deadline_sweep(slot: int) -> str:
+    """Marker: the deadline sweep for time slot ``slot`` is enqueued; expires after it."""
+    return f"{PREFIX}:deadlines:sweep:{slot}"
 
 
 # Per session; expire session_ttl_seconds() after the last write.
@@ -95,6 +141,11 @@ def session_mode(session_id: str) -> str:
 
 
 # Shared; expire after AGENT_ASSISTANT_CACHE_TTL (default 30 days).
+def assistant_cache_ttl_seconds() -> int:
+    """How long a created assistant's id is remembered for its definition."""
+    return int(os.environ.get("AGENT_ASSISTANT_CACHE_TTL", str(30 * 86400)))
+
+
 def assistant_for_definition(digest: str) -> str:
     """The assistant id created for one assistant definition (digest of its fields)."""
     return f"{PREFIX}:assistant:{digest}"
@@ -104,3 +155,15 @@ def assistant_for_definition(digest: str) -> str:
 def session_messages(session_id: str) -> str:
     """Redis list of ChatMessage JSON documents, oldest first. Never truncated."""
     return f"{PREFIX}:session:{session_id}:messages"
+
+
+# Shared, per model; expires once its schedule lies in the past.
+def model_rate(model: str) -> str:
+    """The model's rate-limit schedule (GCRA: when the next request may go, in ms)."""
+    return f"{PREFIX}:ratelimit:model:{model}"
+
+
+# Per gateway Idempotency-Key; expires after job_ttl_seconds(), no later than its job.
+def idempotency(key: str) -> str:
+    """``<request fingerprint> <job id>``: the job a repeated Idempotency-Key returns."""
+    return f"{PREFIX}:idempotency:{key}"

@@ -31,6 +31,15 @@ def describe_event(event: JobEvent) -> str:
             return f"succeeded after {d.get('model_calls')} model call(s)"
         case "failed":
             return f"failed: {d.get('error')}"
+        case "cancelled":
+            return f"cancelled: {d.get('error')}"
+        case "run_created":
+            server_object = d.get("run_id") or d.get("response_id")
+            return f"run created on the server ({server_object})"
+        case "run_polled":
+            return f"  poll {d.get('poll')}: {d.get('status')}"
+        case "tool_outputs_submitted":
+            return f"  {d.get('outputs')} tool output(s) submitted"
     return event.kind
 
 

@@ -5,7 +5,10 @@ Importing this module registers the tools in the default registry.
 
 from __future__ import annotations
 
+import os
 import time
+
+import redis
 
 from worker.tools import tool
 
@@ -42,13 +45,28 @@ def lookup_order(order_id: int) -> str:
 
 
 @tool(idempotent=False)
-def record_call(key: str) -> str:
-    """Record that a side effect happened (a non-idempotent tool).
+def record_call(key: str, seconds: float = 0.0) -> str:
+    """Record that a side effect happened (a non-idempotent tool), then wait a while.
+
+    Each run adds one to the Redis counter ``record_call_key(key)`` (a side channel the
+    tests read to count executions), then sleeps ``seconds`` (a window to kill it in).
 
     Args:
         key: What to record.
+        seconds: How long to take after recording.
     """
+    url = os.environ.get("REDIS_URL")
+    if url:
+        with redis.Redis.from_url(url) as client:
+            client.incr(record_call_key(key))
+            client.expire(record_call_key(key), 3600)
+    time.sleep(seconds)
     return f"recorded {key}"
+
+
+def record_call_key(key: str) -> str:
+    """The Redis counter of ``record_call`` executions for ``key``."""
+    return f"test:record_call:{key}"
 
 
 @tool

@@ -7,9 +7,11 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init
 
+from worker import broker_fix
 from worker.settings import WorkerSettings
 from worker.tools import load_tool_modules
 
+broker_fix.install()  # a Redis restart must not stop the worker (see worker/broker_fix.py)
 app = Celery("celery-agents")
 app.config_from_object("celeryconfig")
 

@@ -13,7 +13,10 @@ import openai
 
 from producer.contracts import ChatMessage
 from producer.jobstore import JobStore, connect
+from producer.session_order import SessionOrder
+from worker.assistant.store import RunStore
 from worker.model_client import make_client
+from worker.rate_limit import ModelRateLimiter, RateLimits
 from worker.settings import WorkerSettings
 from worker.tokens import message_tokens, text_counter
 from worker.tools import ToolRegistry, default_registry
@@ -27,11 +30,31 @@ class WorkerContext:
 
     @cached_property
     def jobs(self) -> JobStore:
-        return JobStore(connect(self.settings.redis_url))
+        # Ending a job (or finding it ended) releases its session to the next job.
+        return JobStore(
+            connect(self.settings.redis_url),
+            on_finished=lambda job_id, session_id: self.order.release(job_id, session_id),
+        )
+
+    @cached_property
+    def order(self) -> SessionOrder:
+        from worker.app import app  # the app imports the tasks, which import this module
+
+        return SessionOrder(self.jobs.redis, app)
 
     @cached_property
     def turns(self) -> TurnStore:
         return TurnStore(self.jobs.redis)
+
+    @cached_property
+    def runs(self) -> RunStore:
+        """Assistant-mode runs: states, the due set, session ids, the assistant cache."""
+        return RunStore(self.jobs.redis)
+
+    @cached_property
+    def rate_limiter(self) -> ModelRateLimiter:
+        limits = RateLimits(self.settings.model_rpm, self.settings.model_rpm_overrides)
+        return ModelRateLimiter(self.jobs.redis, limits, self.settings.model_rate_max_wait)
 
     @cached_property
     def model(self) -> openai.OpenAI:

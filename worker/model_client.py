@@ -46,7 +46,7 @@ def complete(client: openai.OpenAI, call: ModelCall) -> ModelReply:
     try:
         completion = client.chat.completions.create(**params)
     except openai.APIStatusError as exc:
-        raise _status_error(exc) from None
+        raise classify_status_error(exc) from None
     except (openai.APIConnectionError, openai.APITimeoutError) as exc:
         raise ModelError(f"model API unreachable: {exc}", retry_after=0.0) from None
     if not completion.choices:
@@ -79,7 +79,7 @@ def wire_message(message: ChatMessage) -> dict[str, Any]:
     return wire
 
 
-def _status_error(exc: openai.APIStatusError) -> ModelError:
+def classify_status_error(exc: openai.APIStatusError) -> ModelError:
     status = exc.status_code
     detail = _server_message(exc)
     text = f"model API error {status}: {detail}"

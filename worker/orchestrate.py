@@ -60,7 +60,10 @@ def enqueue_tool_fanout(state: TurnState) -> None:
         kwargsrepr=f"job={state.job_id} step={state.step}",
         argsrepr="(tool outputs)",  # Flower shows this, not the outputs themselves
     )
-    abort = app.signature(TASK_ABORT_TURN, kwargs={"job_id": state.job_id})
+    # The version lets the errback tell this round from a later one (see redispatch_fanout).
+    abort = app.signature(
+        TASK_ABORT_TURN, kwargs={"job_id": state.job_id, "version": state.version}
+    )
     next_step.on_error(abort)
     calls = state.runnable_calls()
     if not calls:  # every call was refused by the budget: nothing to run
@@ -86,6 +89,30 @@ def enqueue_tool_fanout(state: TurnState) -> None:
         (only | next_step).apply_async()
         return
     chord(header)(next_step)
+
+
+# How often one round's fan-out is sent again after Redis outages broke it.
+MAX_FANOUT_RESENDS = 5
+
+
+def redispatch_fanout(ctx: WorkerContext, job_id: str, version: int | None) -> bool:
+    """Send a tool round again whose chord or link a Redis outage broke; False when the
+    resends are spent (the caller then fails the job).
+
+    Only the round the errback belongs to (``version``) and only while the turn still
+    waits for it. The tool tasks find their stored outputs (keyed by tool_call_id), so
+    this costs no second execution; a non-idempotent call whose first run never stored
+    an output answers "outcome unknown" rather than running again.
+    """
+    state = ctx.turns.load(job_id)
+    if state is None or ctx.jobs.is_final(job_id):
+        return True  # nothing left to do
+    if state.phase != "tools" or (version is not None and state.version != version):
+        return True  # the round completed after all, or this is an older round's errback
+    if ctx.turns.count_resend(job_id, f"v{state.version}") > MAX_FANOUT_RESENDS:
+        return False
+    enqueue_tool_fanout(state)
+    return True
 
 
 def finish_turn(ctx: WorkerContext, state: TurnState) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from worker.rate_limit import parse_rpm_overrides
 
 
 @dataclass(frozen=True)
@@ -15,6 +18,9 @@ class WorkerSettings:
     model_timeout: float
     model_max_retries: int
     tool_time_limit: float
+    model_rpm: int  # requests per minute per model shared by all workers; 0: no limit
+    model_rpm_overrides: Mapping[str, int]  # per model, over model_rpm
+    model_rate_max_wait: float  # longest countdown a rate-limit wait may take
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
@@ -27,4 +33,8 @@ class WorkerSettings:
             model_timeout=float(env.get("AGENT_MODEL_TIMEOUT", "60")),
             model_max_retries=int(env.get("AGENT_MODEL_MAX_RETRIES", "3")),
             tool_time_limit=float(env.get("AGENT_TOOL_TIME_LIMIT", "300")),
+            model_rpm=int(env.get("AGENT_MODEL_RPM", "0")),
+            model_rpm_overrides=parse_rpm_overrides(env.get("AGENT_MODEL_RPM_OVERRIDES", "")),
+            # Countdowns stay well below the visibility timeout (see celeryconfig).
+            model_rate_max_wait=min(30.0, int(env.get("AGENT_VISIBILITY_TIMEOUT", "3600")) / 4),
         )

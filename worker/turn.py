@@ -61,6 +61,7 @@ class TurnState(BaseModel):
     tool_names: list[str]
     memory_length: int
     created_at: float = 0.0
+    deadline_at: float | None = None
     step: int = 0
     phase: Phase = "model"
     messages: list[ChatMessage] = Field(default_factory=list)
@@ -84,6 +85,7 @@ def new_turn(
     tool_names: list[str],
     memory_length: int,
     created_at: float = 0.0,
+    deadline_at: float | None = None,
 ) -> TurnState:
     """The state of a turn that is about to make its first model call."""
     return TurnState(
@@ -95,6 +97,7 @@ def new_turn(
         tool_names=tool_names,
         memory_length=memory_length,
         created_at=created_at,
+        deadline_at=deadline_at,
         messages=[ChatMessage(role="user", content=request.message)],
     )
 

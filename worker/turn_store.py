@@ -98,12 +98,26 @@ class TurnStore:
             return output
         return self.cached_tool_output(job_id, output.tool_call_id) or output
 
+    def claim_tool_call(self, job_id: str, tool_call_id: str) -> bool:
+        """Mark a call of a non-idempotent tool as started; False if it was claimed before."""
+        key = keys.tool_started(job_id, tool_call_id)
+        return bool(self.redis.set(key, "1", nx=True, ex=keys.job_ttl_seconds()))
+
     def cached_tool_output(self, job_id: str, tool_call_id: str) -> ToolOutput | None:
         raw = cast(str | None, self.redis.get(keys.tool_result(job_id, tool_call_id)))
         return ToolOutput.model_validate_json(raw) if raw else None
 
     def was_dispatched(self, job_id: str, transition: str) -> bool:
         return bool(self.redis.exists(keys.dispatched(job_id, transition)))
+
+    def count_resend(self, job_id: str, transition: str) -> int:
+        """Count one more resend of a transition's follow-up; returns the count so far."""
+        key = keys.dispatched(job_id, f"{transition}:resent")
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, keys.job_ttl_seconds())
+        resends, _ = pipe.execute()
+        return int(resends)
 
     def mark_dispatched(self, job_id: str, transition: str) -> None:
         self.redis.set(keys.dispatched(job_id, transition), "1", ex=keys.job_ttl_seconds())

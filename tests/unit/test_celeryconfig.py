@@ -33,7 +33,10 @@ def test_defaults_are_safe_delivery_json_and_events() -> None:
     assert s["worker_prefetch_multiplier"] == 1
     assert s["worker_send_task_events"] is True and s["task_send_sent_event"] is True
     assert s["task_routes"] == {"agents.tool.*": {"queue": "tools"}}
-    assert s["broker_transport_options"] == {"visibility_timeout": 3600}
+    assert s["broker_transport_options"] == {
+        "visibility_timeout": 3600, "unacked_restore_interval": 60, "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": 60,
+    }
 
 
 def test_environment_overrides() -> None:
@@ -41,4 +44,33 @@ def test_environment_overrides() -> None:
                  AGENT_VISIBILITY_TIMEOUT="120")
     assert s["broker_url"] == "redis://:pw@127.0.0.1:7000/2"
     assert s["worker_send_task_events"] is False and s["task_send_sent_event"] is False
-    assert s["broker_transport_options"] == {"visibility_timeout": 120}
+    assert s["broker_transport_options"] == {
+        "visibility_timeout": 120, "unacked_restore_interval": 12, "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": 12,
+    }
+    short = settings(AGENT_VISIBILITY_TIMEOUT="4")["broker_transport_options"]
+    assert isinstance(short, dict) and short["unacked_restore_interval"] == 1
+    # the sweep's lock, left behind by a worker killed (or a Redis restarted) mid-sweep,
+    # must not stop every sweep for kombu's default 300 s
+    assert short["unacked_mutex_expire"] == 2
+
+
+def publish_wait(policy: dict[str, float]) -> float:
+    """Seconds kombu's retry_over_time sleeps in all before it gives up publishing."""
+    waited, interval = 0.0, policy["interval_start"]
+    for _ in range(int(policy["max_retries"])):
+        waited += interval
+        interval = min(interval + policy["interval_step"], policy["interval_max"])
+    return waited
+
+
+def test_publishing_waits_out_a_redis_restart() -> None:
+    # kombu's default (3 retries, about 1 s) drops a submit, a next step, a chord
+    # callback or a retry while Redis restarts; they wait for it instead.
+    code = "import json, celeryconfig as c; print(json.dumps(c.task_publish_retry_policy))"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "AGENT_"))}
+    for env, low, high in (({}, 30, 33), ({"AGENT_REDIS_RETRY_SECONDS": "5"}, 5, 8)):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              cwd=ROOT, env={**clean, **env}, check=True)
+        policy = json.loads(done.stdout)
+        assert low <= publish_wait(policy) <= high, policy

@@ -7,7 +7,7 @@ import openai
 import pytest
 
 from producer.contracts import ChatMessage, ToolCall
-from worker.model_client import ModelError, _status_error, backoff_seconds, wire_message
+from worker.model_client import ModelError, backoff_seconds, classify_status_error, wire_message
 
 
 def status_error(status: int, headers: dict[str, str] | None = None) -> ModelError:
@@ -16,7 +16,7 @@ def status_error(status: int, headers: dict[str, str] | None = None) -> ModelErr
                               json={"error": {"message": "server says no"}})
     error = openai.APIStatusError("boom", response=response,
                                   body={"error": {"message": "server says no"}})
-    return _status_error(error)
+    return classify_status_error(error)
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])

@@ -1,4 +1,10 @@
-"""The tool task: run one tool call, once per tool_call_id, and return its output as data."""
+"""The tool task: run one tool call, once per tool_call_id, and return its output as data.
+
+A redelivered call reuses the stored output. Without one, an idempotent tool simply runs
+again; a tool registered with ``idempotent=False`` runs at most once: it is claimed in
+Redis before it starts, and a copy that finds the claim without an output answers that
+the outcome is unknown instead of running it a second time.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,50 @@ import time
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Reject, SoftTimeLimitExceeded
+from celery.utils.log import get_task_logger
 
-from producer.contracts import TASK_TOOL_RUN, ToolCall
+from producer.contracts import TASK_TOOL_RUN, ToolCall, ToolOutput
 from worker.app import app
-from worker.context import get_context
+from worker.context import WorkerContext, get_context
 from worker.settings import WorkerSettings
-from worker.tasks.base import log_step
+from worker.tasks.base import REDIS_DOWN, log_step
 from worker.tools import execute_tool_call
 
 _TOOL_TIME_LIMIT = WorkerSettings.from_env().tool_time_limit
+# REDIS_DOWN (Redis unreachable): the call's state cannot be read or written, which is
+# no tool error.
+
+logger = get_task_logger("celery_agents")
+
+
+def unknown_outcome(call: ToolCall) -> ToolOutput:
+    """The output of a non-idempotent call whose earlier run never reported back."""
+    return ToolOutput(
+        tool_name=call.name,
+        tool_call_id=call.id,
+        arguments=call.arguments,
+        content=(
+            f"Error: the outcome of tool {call.name} is unknown: the worker running it "
+            "stopped before it finished, and it was not run again because it is not safe "
+            "to repeat."
+        ),
+        is_error=True,
+    )
+
+
+def timed_out(call: ToolCall) -> ToolOutput:
+    """The output of a call stopped by the tool time limit (``AGENT_TOOL_TIME_LIMIT``)."""
+    return ToolOutput(
+        tool_name=call.name,
+        tool_call_id=call.id,
+        arguments=call.arguments,
+        content=(
+            f"Error: tool {call.name} did not finish within its time limit of "
+            f"{_TOOL_TIME_LIMIT:g} s"
+        ),
+        is_error=True,
+    )
 
 
 @app.task(
@@ -27,20 +68,47 @@ def run_tool(self: Task, job_id: str, call: dict[str, Any], allowed: list[str]) 
     """Never raises for a tool's own failure: errors are outputs the model gets to see.
 
     A raised exception here means infrastructure trouble; the chord's errback then
-    fails the job.
+    fails the job. Except when Redis is unreachable: the message is then requeued (or,
+    while Redis is down, comes back after the visibility timeout), so a Redis restart
+    fails no fan-out.
     """
+    try:
+        return _run_tool(self, job_id, call, allowed)
+    except REDIS_DOWN as exc:
+        logger.warning("job %s: Redis unreachable during a tool call (%s); requeued", job_id, exc)
+        raise Reject(f"Redis unreachable: {exc}", requeue=True) from None
+
+
+def _run_tool(task: Task, job_id: str, call: dict[str, Any], allowed: list[str]) -> dict[str, Any]:
     started = time.perf_counter()
     ctx = get_context()
     tool_call = ToolCall.model_validate(call)
     cached = ctx.turns.cached_tool_output(job_id, tool_call.id)
     if cached is not None:  # a redelivered call: reuse the result, do not run again
         return cached.model_dump()
-    ctx.jobs.emit(job_id, "tool_started", tool=tool_call.name, tool_call_id=tool_call.id)
-    output = execute_tool_call(ctx.registry, tool_call, allowed)
-    output = ctx.turns.tool_output_once(job_id, output)
+    if _runs_at_most_once(ctx, tool_call, allowed) and not ctx.turns.claim_tool_call(
+        job_id, tool_call.id
+    ):
+        # Claimed by an earlier delivery that stored no output: it died mid-call (or, if
+        # it is still running, its output loses to this one; either way, no second run).
+        output = ctx.turns.tool_output_once(job_id, unknown_outcome(tool_call))
+    else:
+        ctx.jobs.emit(job_id, "tool_started", tool=tool_call.name, tool_call_id=tool_call.id)
+        try:
+            output = execute_tool_call(
+                ctx.registry, tool_call, allowed, reraise=(SoftTimeLimitExceeded,)
+            )
+        except SoftTimeLimitExceeded:
+            output = timed_out(tool_call)
+        output = ctx.turns.tool_output_once(job_id, output)
     ctx.jobs.emit(
         job_id, "tool_finished", tool=tool_call.name, tool_call_id=tool_call.id,
         is_error=output.is_error,
     )
-    log_step(job_id, "-", f"tool:{tool_call.name}", self.name, started)
+    log_step(job_id, "-", f"tool:{tool_call.name}", task.name, started)
     return output.model_dump()
+
+
+def _runs_at_most_once(ctx: WorkerContext, call: ToolCall, allowed: list[str]) -> bool:
+    tool = ctx.registry.get(call.name)
+    return tool is not None and not tool.idempotent and call.name in allowed

@@ -22,8 +22,15 @@ from producer.contracts import (
 from worker.app import app
 from worker.context import WorkerContext, get_context
 from worker.model_client import ModelError, backoff_seconds, complete
-from worker.orchestrate import ensure_dispatched
-from worker.tasks.base import InvalidTaskMessage, JobTask, log_step
+from worker.orchestrate import ensure_dispatched, redispatch_fanout
+from worker.tasks.base import (
+    InvalidTaskMessage,
+    JobTask,
+    deadline_error,
+    log_step,
+    redis_down,
+    reschedule,
+)
 from worker.tokens import default_token_limit
 from worker.turn import (
     ModelReply,
@@ -48,10 +55,15 @@ def start_turn(self: Task, *args: Any, **kwargs: Any) -> str:
         raise InvalidTaskMessage(
             f"invalid {TASK_START_TURN} message: {describe_validation_error(exc)}"
         ) from None
+    if message.request.mode == "assistant":  # a server-side run, polled (assistant_tasks)
+        from worker.tasks.assistant_tasks import start_run
+
+        return start_run(self, message)
     ctx = get_context()
     job_id = message.job_id
     final, state, job, memory_length = ctx.turns.load_start(job_id, message.request.session_id)
-    if final:
+    if final:  # cancelled or timed out while queued, or a duplicate of an ended job
+        ctx.jobs.released(job_id, message.request.session_id)
         return "already ended"
     fresh = False
     if state is None:
@@ -89,6 +101,7 @@ def _create_turn(
         tool_names=list(names),
         memory_length=memory_length,
         created_at=job.created_at if job else now,
+        deadline_at=message.deadline_at,
     )
     if not ctx.turns.create(state):  # a redelivered copy created it first
         return ctx.turns.load(message.job_id), False
@@ -98,7 +111,9 @@ def _create_turn(
     running = job.model_copy(
         update={"status": JobStatus.RUNNING, "model": model, "updated_at": now}
     )
-    ctx.jobs.mark_running(running, model=model, tools=list(names))
+    if not ctx.jobs.mark_running(running, model=model, tools=list(names)):
+        ctx.jobs.released(message.job_id, request.session_id)  # cancelled meanwhile
+        return None, False
     return state, True
 
 
@@ -115,8 +130,14 @@ def model_step(
     started = time.perf_counter()
     ctx = get_context()
     state, final, reply = ctx.turns.load_step(job_id, step)
-    if state is None or final:
+    if state is None:
         return "nothing to do"
+    if final:  # cancelled or failed elsewhere: stop here and let the session go on
+        ctx.jobs.released(job_id, state.session_id)
+        return "already ended"
+    if state.deadline_at is not None and time.time() > state.deadline_at:
+        ctx.jobs.fail(job_id, deadline_error(state.created_at, state.deadline_at), step=step)
+        return "timed out"
     fresh = False  # did this task save the state it is about to dispatch?
     if tool_outputs is not None and state.step == step and state.phase == "tools":
         if isinstance(tool_outputs, dict):  # a single call arrives through a plain link
@@ -146,8 +167,15 @@ def _record_tool_outputs(
 def _call_model(task: Task, ctx: WorkerContext, state: TurnState) -> ModelReply | None:
     """The model's reply, kept once per step; None when the job failed instead.
 
-    Transient errors reschedule this task with a countdown (no worker sleeps).
+    Transient errors reschedule this task with a countdown (no worker sleeps), and so
+    does a wait for the shared model rate limit; those waits are not failed attempts, so
+    they are subtracted from the task's retry count.
     """
+    wait, rate_waits = ctx.rate_limiter.before_model_call(state.job_id, state.step, state.model)
+    if wait > 0:
+        logger.info("job %s step %s: model %s rate limit; waiting %.2fs",
+                    state.job_id, state.step, state.model, wait)
+        reschedule(task, wait)
     call = build_model_call(
         state,
         ctx.jobs.history(state.session_id, state.memory_length),
@@ -158,12 +186,12 @@ def _call_model(task: Task, ctx: WorkerContext, state: TurnState) -> ModelReply 
     try:
         reply = complete(ctx.model, call)
     except ModelError as exc:
-        attempt = task.request.retries
+        attempt = task.request.retries - rate_waits
         if exc.transient and attempt < ctx.settings.model_max_retries:
             countdown = backoff_seconds(attempt, exc.retry_after or 0.0)
             logger.warning("job %s step %s: %s; retry %d in %.1fs",
                            state.job_id, state.step, exc, attempt + 1, countdown)
-            raise task.retry(countdown=countdown, max_retries=None) from None
+            reschedule(task, countdown)
         ctx.jobs.fail(state.job_id, str(exc), step=state.step)
         return None
     return ctx.turns.reply_once(state.job_id, state.step, reply)
@@ -191,6 +219,17 @@ def _save(ctx: WorkerContext, state: TurnState, new: TurnState) -> tuple[TurnSta
 
 # Not bound: Celery passes (request, exc, traceback) only to errbacks that are not.
 @app.task(name=TASK_ABORT_TURN, ignore_result=True)
-def abort_turn(request: Any, exc: BaseException, traceback: Any, job_id: str) -> None:
-    """Errback of a tool fan-out: only infrastructure failures end up here."""
-    get_context().jobs.fail(job_id, f"tool fan-out failed: {type(exc).__name__}: {exc}")
+def abort_turn(
+    request: Any, exc: BaseException, traceback: Any, job_id: str, version: int | None = None
+) -> None:
+    """Errback of a tool fan-out: only infrastructure failures end up here.
+
+    A Redis outage (a chord part or the next step that could not be stored or sent) is
+    no job failure: the round is sent again, a bounded number of times.
+    """
+    ctx = get_context()
+    if redis_down(exc) and redispatch_fanout(ctx, job_id, version):
+        logger.warning("job %s: tool fan-out broken by Redis unreachable (%s); sent again",
+                       job_id, exc)
+        return
+    ctx.jobs.fail(job_id, f"tool fan-out failed: {type(exc).__name__}: {exc}")

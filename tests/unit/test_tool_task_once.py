@@ -1,0 +1,84 @@
+"""The tool task on redelivery: stored outputs are reused, non-idempotent tools never rerun."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+
+from producer import keys
+from producer.jobstore import JobStore
+from worker.context import WorkerContext
+from worker.settings import WorkerSettings
+from worker.tasks import tool_tasks
+from worker.tools import ToolRegistry, tool
+
+CALLS: list[str] = []
+
+
+@pytest.fixture
+def ctx(monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkerContext]:
+    registry = ToolRegistry()
+
+    @tool(registry=registry, idempotent=False)
+    def charge_card(amount: int) -> str:
+        """Charge the card (not safe to repeat)."""
+        CALLS.append(f"charge {amount}")
+        return f"charged {amount}"
+
+    @tool(registry=registry)
+    def lookup(text: str) -> str:
+        """Look something up (safe to repeat)."""
+        CALLS.append(f"lookup {text}")
+        return text
+
+    context = WorkerContext(WorkerSettings.from_env(), registry=registry)
+    context.__dict__["jobs"] = JobStore(fakeredis.FakeRedis(decode_responses=True))
+    monkeypatch.setattr(tool_tasks, "get_context", lambda: context)
+    CALLS.clear()
+    yield context
+
+
+def run(name: str, arguments: str, call_id: str = "c1") -> dict[str, Any]:
+    call = {"id": call_id, "name": name, "arguments": arguments}
+    result: dict[str, Any] = tool_tasks.run_tool.run("job-0001", call, [name])
+    return result
+
+
+def test_non_idempotent_tool_runs_once_and_a_redelivery_reuses_its_output(
+    ctx: WorkerContext,
+) -> None:
+    first = run("charge_card", '{"amount": 5}')
+    again = run("charge_card", '{"amount": 5}')
+    assert first == again and first["content"] == "charged 5"
+    assert CALLS == ["charge 5"]
+
+
+def test_claimed_call_without_an_output_is_an_unknown_outcome_not_a_second_run(
+    ctx: WorkerContext,
+) -> None:
+    # what a worker killed mid-call leaves behind: the claim, no output
+    ctx.turns.claim_tool_call("job-0001", "c1")
+    output = run("charge_card", '{"amount": 5}')
+    assert CALLS == []
+    assert output["is_error"] is True
+    assert output["content"].startswith("Error: the outcome of tool charge_card is unknown")
+    assert "not safe to repeat" in output["content"]
+    # the answer is stored: later copies give the same one
+    assert run("charge_card", '{"amount": 5}') == output
+
+
+def test_idempotent_tool_without_an_output_runs_again(ctx: WorkerContext) -> None:
+    ctx.jobs.redis.set(keys.tool_started("job-0001", "c1"), "1")  # ignored for safe tools
+    assert run("lookup", '{"text": "x"}')["content"] == "x"
+    assert CALLS == ["lookup x"]
+    assert not ctx.jobs.redis.exists(keys.tool_started("job-0001", "c2"))
+    run("lookup", '{"text": "y"}', "c2")
+    assert not ctx.jobs.redis.exists(keys.tool_started("job-0001", "c2")), "no claim needed"
+
+
+def test_claim_expires_with_the_job(ctx: WorkerContext) -> None:
+    run("charge_card", '{"amount": 1}')
+    assert 0 < ctx.jobs.redis.ttl(keys.tool_started("job-0001", "c1")) <= keys.job_ttl_seconds()
