@@ -41,8 +41,29 @@ class Simulator:
     def script(self, model: str, *replies: dict[str, Any]) -> None:
         self._call("POST", "/_sim/script", {"model": model, "replies": list(replies)})
 
-    def requests(self, model: str) -> list[dict[str, Any]]:
-        return list(self._call("GET", f"/_sim/requests?model={model}")["requests"])
+    def requests(self, model: str, kind: str | None = None) -> list[dict[str, Any]]:
+        query = f"model={model}" + (f"&kind={kind}" if kind else "")
+        return list(self._call("GET", f"/_sim/requests?{query}")["requests"])
+
+    def stats(self) -> dict[str, int]:
+        """The simulator's operation counters (runs created, retrieves, ...)."""
+        return dict(self._call("GET", "/_sim/stats")["stats"])
+
+    def peek(self, kind: str, object_id: str) -> dict[str, Any]:
+        """A run (``kind="runs"``) or response (``"responses"``) now, without counting a
+        retrieve."""
+        return dict(self._call("GET", f"/_sim/{kind}/{object_id}"))
+
+    def openai(self) -> Any:
+        """An ``openai`` client for the simulator (to prepare server-side objects)."""
+        import openai
+
+        return openai.OpenAI(base_url=self.root + "/v1", api_key=API_KEY, max_retries=0)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The secret scan reads what every other test left behind, so it runs last."""
+    items.sort(key=lambda item: item.path.name == "test_secrets.py")  # stable: order kept
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import redis
 
 from producer.client import AgentClient
 from producer.devstack import DevStack
-from tests.integration.conftest import API_KEY, Simulator, tool_call
+from tests.integration.conftest import API_KEY, OUTPUT_DIR, Simulator, tool_call
 
 pytestmark = pytest.mark.integration
 
@@ -48,3 +50,15 @@ def test_api_key_never_reaches_redis_or_logs(
         assert not any(needle in value for value in stored_values(r, key)), key
     for proc in stack.processes:
         assert API_KEY not in proc.log_text(), f"API key found in the {proc.name} log"
+
+
+def test_api_key_never_reaches_any_file_of_this_run(stack: DevStack) -> None:
+    """Runs after every other integration test (see conftest): the logs of every stack
+    this run started (shared, worker-kill, Redis-restart, TLS) and the data those stacks'
+    Redis servers persisted (append-only files) hold no trace of the key."""
+    files = [f for run in OUTPUT_DIR.glob(f"*-{os.getpid()}") for f in run.rglob("*")
+             if f.is_file()]
+    assert any(f.name == "agents.log" for f in files), "the scan must see the worker logs"
+    needle = API_KEY.encode()
+    for path in files:
+        assert needle not in path.read_bytes(), f"API key found in {path}"
