@@ -73,6 +73,10 @@ _events_on = os.environ.get("AGENT_TASK_EVENTS", "1").lower() not in ("0", "fals
 worker_send_task_events = _events_on
 task_send_sent_event = _events_on
 
+# On SIGQUIT (or SIGTERM with REMAP_SIGTERM=SIGQUIT, as in docker-compose.yml) running
+# tasks get this many seconds, then go back to the queue at once instead of waiting for
+# the visibility timeout. 0 (Celery's default) keeps the plain warm/cold shutdown.
+worker_soft_shutdown_timeout = float(os.environ.get("AGENT_SOFT_SHUTDOWN_TIMEOUT", "0"))
 
 task_default_queue = "agents"
 task_queues = (Queue("agents"), Queue("tools"))

@@ -20,6 +20,7 @@ from producer.contracts import (
     JobStatus,
     describe_validation_error,
 )
+from producer.ops_cli import OPS_COMMANDS, add_ops_commands, run_ops_command
 from producer.progress import describe_event, describe_result
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
@@ -92,12 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="start a local stack and run demo requests")
     demo.add_argument("--keep-logs", action="store_true", help="print where the logs are")
+    add_ops_commands(commands)  # gateway, dev, watch
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command in OPS_COMMANDS:
+            return run_ops_command(args)
         if args.command == "demo":
             from producer.demo import run_demo
 

@@ -44,6 +44,13 @@ else
     say "installed $(redis-server --version | cut -d' ' -f1-3)"
 fi
 
+# 1b. Headless Chromium and its driver, for the Flower browser test (Selenium).
+if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+    say "chromium present: $(/usr/bin/chromium --version 2>/dev/null || echo /usr/bin/chromium)"
+else
+    apt_install chromium chromium-driver
+fi
+
 # 2. The virtualenv.
 if ! command -v "$PYTHON" >/dev/null 2>&1; then
     say "$PYTHON not found; install python3 (>= 3.11)" >&2

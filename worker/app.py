@@ -7,6 +7,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init
 
+import worker.logging_setup  # AGENT_LOG_FORMAT=json, via Celery's logging signals
 from worker import broker_fix
 from worker.settings import WorkerSettings
 from worker.tools import load_tool_modules
