@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from celery import chord
+from celery import Signature, chord
 
 from producer.contracts import (
     TASK_ABORT_TURN,
@@ -18,6 +18,7 @@ from producer.contracts import (
     JobEvent,
     JobResult,
     JobStatus,
+    ToolCall,
 )
 from worker.app import app
 from worker.context import WorkerContext
@@ -64,31 +65,36 @@ def enqueue_tool_fanout(state: TurnState) -> None:
     abort = app.signature(
         TASK_ABORT_TURN, kwargs={"job_id": state.job_id, "version": state.version}
     )
-    next_step.on_error(abort)
-    calls = state.runnable_calls()
+    fan_out(state.job_id, state.runnable_calls(), state.tool_names, next_step, abort)
+
+
+def fan_out(
+    job_id: str, calls: list[ToolCall], allowed: list[str], callback: Signature,
+    errback: Signature,
+) -> None:
+    """One ``agents.tool.run`` task per call, in parallel; ``callback`` gets the outputs
+    in call order. ``errback`` hears of infrastructure failures only (tool errors are
+    outputs). Used by chat turns and assistant runs alike."""
+    callback.on_error(errback)
     if not calls:  # every call was refused by the budget: nothing to run
-        next_step.apply_async(args=[[]])
+        callback.apply_async(args=[[]])
         return
     header = [
         app.signature(
             TASK_TOOL_RUN,
-            kwargs={
-                "job_id": state.job_id,
-                "call": call.model_dump(),
-                "allowed": state.tool_names,
-            },
-            kwargsrepr=f"job={state.job_id} tool={call.name} call={call.id}",
+            kwargs={"job_id": job_id, "call": call.model_dump(), "allowed": allowed},
+            kwargsrepr=f"job={job_id} tool={call.name} call={call.id}",
         )
         for call in calls
     ]
     if len(header) == 1:
-        # One call needs no chord: a plain link hands its output to the next step and
+        # One call needs no chord: a plain link hands its output to the callback and
         # skips the chord's counter and stored results (the common case).
         only = header[0].set(ignore_result=True)
-        only.on_error(abort)
-        (only | next_step).apply_async()
+        only.on_error(errback)
+        (only | callback).apply_async()
         return
-    chord(header)(next_step)
+    chord(header)(callback)
 
 
 # How often one round's fan-out is sent again after Redis outages broke it.

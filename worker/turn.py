@@ -21,6 +21,7 @@ from producer.contracts import (
     Usage,
 )
 from worker.memory_window import MessageCounter, select_window
+from worker.tool_outputs import budget_refusal
 
 Phase = Literal["model", "tools", "done"]
 
@@ -136,17 +137,6 @@ def build_model_call(
     return call
 
 
-def budget_refusal(call: ToolCall, budget: int) -> ToolOutput:
-    return ToolOutput(
-        tool_name=call.name,
-        tool_call_id=call.id,
-        arguments=call.arguments,
-        content=f"Error: the turn's budget of {budget} function calls is spent; "
-        f"{call.name} was not run. Answer with what you have.",
-        is_error=True,
-    )
-
-
 def apply_model_reply(state: TurnState, reply: ModelReply) -> TurnState:
     """Record a model reply; the new phase is ``tools`` or ``done``."""
     new = state.model_copy(deep=True)
@@ -165,7 +155,7 @@ def apply_model_reply(state: TurnState, reply: ModelReply) -> TurnState:
     remaining = max(budget - new.function_calls, 0)
     new.pending_calls = list(reply.tool_calls)
     # Every call gets an output, so memory never holds a call without its result.
-    new.refused = {c.id: budget_refusal(c, budget) for c in reply.tool_calls[remaining:]}
+    new.refused = {c.id: budget_refusal(c, budget, "turn") for c in reply.tool_calls[remaining:]}
     new.phase = "tools"
     return new
 

@@ -15,8 +15,9 @@ from producer import keys
 from producer.contracts import JobResult, ToolOutput
 from worker.turn import ModelReply, TurnState
 
-# Replace the turn state only if the stored one still has the expected version.
-_COMPARE_AND_SET = """
+# The start of every compare-and-set script on a versioned state (KEYS[1]; ARGV[1]: the
+# expected version, -1 for "none stored yet"): return 0 unless the stored state matches.
+VERSION_GUARD_LUA = """
 local current = redis.call('GET', KEYS[1])
 if current then
   if cjson.decode(current)['version'] ~= tonumber(ARGV[1]) then
@@ -25,6 +26,10 @@ if current then
 elseif tonumber(ARGV[1]) >= 0 then
   return 0
 end
+"""
+
+# Replace the turn state only if the stored one still has the expected version.
+_COMPARE_AND_SET = VERSION_GUARD_LUA + """
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 """

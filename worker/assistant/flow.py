@@ -13,14 +13,12 @@ from __future__ import annotations
 import math
 import time
 
-from celery import chord
 from celery.utils.log import get_task_logger
 
 from producer.contracts import (
     TASK_ABORT_RUN,
     TASK_POLL_RUN,
     TASK_SUBMIT_TOOL_OUTPUTS,
-    TASK_TOOL_RUN,
     ChatMessage,
     JobEvent,
     JobResult,
@@ -36,6 +34,7 @@ from worker.assistant.responses_api import ResponsesAdapter
 from worker.assistant.state import RunState
 from worker.context import WorkerContext
 from worker.model_client import ModelError
+from worker.orchestrate import fan_out
 
 logger = get_task_logger("celery_agents")
 
@@ -134,25 +133,7 @@ def send_tool_round(ctx: WorkerContext, state: RunState) -> None:
         argsrepr="(tool outputs)",
     )
     abort = app.signature(TASK_ABORT_RUN, kwargs={"job_id": job_id, "tool_round": tool_round})
-    submit.on_error(abort)
-    calls = state.runnable_calls()
-    if not calls:  # every call refused by the budget: submit the refusals
-        submit.apply_async(args=[[]])
-    else:
-        header = [
-            app.signature(
-                TASK_TOOL_RUN,
-                kwargs={"job_id": job_id, "call": call.model_dump(), "allowed": state.tool_names},
-                kwargsrepr=f"job={job_id} tool={call.name} call={call.id}",
-            )
-            for call in calls
-        ]
-        if len(header) == 1:
-            only = header[0].set(ignore_result=True)
-            only.on_error(abort)
-            (only | submit).apply_async()
-        else:
-            chord(header)(submit)
+    fan_out(job_id, state.runnable_calls(), state.tool_names, submit, abort)
 
 
 def end_job(ctx: WorkerContext, state: RunState) -> None:

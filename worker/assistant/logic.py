@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from producer.contracts import ToolCall, ToolOutput, Usage
 from worker.assistant.state import POLL_BACKOFF, RunState
+from worker.tool_outputs import budget_refusal
 
 IN_PROGRESS = frozenset({"queued", "in_progress", "cancelling"})
 FAILED = frozenset({"failed", "cancelled", "expired", "incomplete"})
@@ -94,17 +95,6 @@ def apply_snapshot(state: RunState, snap: RunSnapshot, now: float, max_interval:
     return _fail(new, f"unexpected run status {snap.status!r}")
 
 
-def budget_refusal(call: ToolCall, budget: int) -> ToolOutput:
-    return ToolOutput(
-        tool_name=call.name,
-        tool_call_id=call.id,
-        arguments=call.arguments,
-        content=f"Error: the run's budget of {budget} function calls is spent; "
-        f"{call.name} was not run. Answer with what you have.",
-        is_error=True,
-    )
-
-
 def budget_spent(state: RunState) -> bool:
     return state.function_calls >= state.request.max_function_calls
 
@@ -123,7 +113,7 @@ def _start_tool_round(new: RunState, calls: list[ToolCall]) -> RunState:
                 "was spent",
             )
     new.pending_calls = calls
-    new.refused = {c.id: budget_refusal(c, budget) for c in calls[remaining:]}
+    new.refused = {c.id: budget_refusal(c, budget, "run") for c in calls[remaining:]}
     new.tool_rounds += 1
     new.phase = "tools"
     return new

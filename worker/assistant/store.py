@@ -19,20 +19,13 @@ from producer import keys
 from producer.contracts import EventKind, JobEvent, JobResult
 from producer.jobstore import EVENTS_MAX_LEN
 from worker.assistant.state import RunState
+from worker.turn_store import VERSION_GUARD_LUA
 
 DueOp = Literal["add", "rem", "keep"]
 
 # KEYS: state, due set, events.  ARGV: expected version (-1: create), state json, ttl,
 # due op (add|rem|keep), due score, event json ('' for none), events maxlen.
-_ADVANCE = """
-local current = redis.call('GET', KEYS[1])
-if current then
-  if cjson.decode(current)['version'] ~= tonumber(ARGV[1]) then
-    return 0
-  end
-elseif tonumber(ARGV[1]) >= 0 then
-  return 0
-end
+_ADVANCE = VERSION_GUARD_LUA + """
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 local member = cjson.decode(ARGV[2])['job_id']
 if ARGV[4] == 'add' then

@@ -59,6 +59,7 @@ from worker.tasks.base import (
     redis_down,
     reschedule,
 )
+from worker.tools import UnknownToolError
 
 logger = get_task_logger("celery_agents")
 SETTINGS = RunSettings.from_env()
@@ -122,19 +123,13 @@ def _create_state(
     ctx: WorkerContext, message: StartTurn, job: JobResult | None, session: SessionIds
 ) -> RunState | None:
     request = message.request
-    known = ctx.registry.names()
-    names = request.tools if request.tools is not None else known
-    unknown = [name for name in names if name not in ctx.registry]
-    if request.forced_tool and request.forced_tool not in names:
-        unknown.append(request.forced_tool)
     problem = None
-    if unknown:
-        problem = f"unknown tools: {', '.join(unknown)}; known tools: {', '.join(known) or 'none'}"
-    else:
-        try:  # a missing or too large file fails the job before anything is created
-            check_files(request.files, SETTINGS.max_upload_bytes)
-        except FileProblem as exc:
-            problem = str(exc)
+    names: list[str] = []
+    try:
+        names = ctx.registry.for_request(request.tools, request.forced_tool)
+        check_files(request.files, SETTINGS.max_upload_bytes)  # before anything is created
+    except (UnknownToolError, FileProblem) as exc:
+        problem = str(exc)
     if problem:
         ctx.jobs.fail(message.job_id, problem)
         return None

@@ -20,41 +20,29 @@ from worker.app import app
 from worker.context import WorkerContext, get_context
 from worker.settings import WorkerSettings
 from worker.tasks.base import REDIS_DOWN, log_step
+from worker.tool_outputs import error_output
 from worker.tools import execute_tool_call
 
 _TOOL_TIME_LIMIT = WorkerSettings.from_env().tool_time_limit
-# REDIS_DOWN (Redis unreachable): the call's state cannot be read or written, which is
-# no tool error.
-
 logger = get_task_logger("celery_agents")
 
 
 def unknown_outcome(call: ToolCall) -> ToolOutput:
     """The output of a non-idempotent call whose earlier run never reported back."""
-    return ToolOutput(
-        tool_name=call.name,
-        tool_call_id=call.id,
-        arguments=call.arguments,
-        content=(
-            f"Error: the outcome of tool {call.name} is unknown: the worker running it "
-            "stopped before it finished, and it was not run again because it is not safe "
-            "to repeat."
-        ),
-        is_error=True,
+    return error_output(
+        call,
+        f"Error: the outcome of tool {call.name} is unknown: the worker running it "
+        "stopped before it finished, and it was not run again because it is not safe "
+        "to repeat.",
     )
 
 
 def timed_out(call: ToolCall) -> ToolOutput:
     """The output of a call stopped by the tool time limit (``AGENT_TOOL_TIME_LIMIT``)."""
-    return ToolOutput(
-        tool_name=call.name,
-        tool_call_id=call.id,
-        arguments=call.arguments,
-        content=(
-            f"Error: tool {call.name} did not finish within its time limit of "
-            f"{_TOOL_TIME_LIMIT:g} s"
-        ),
-        is_error=True,
+    return error_output(
+        call,
+        f"Error: tool {call.name} did not finish within its time limit of "
+        f"{_TOOL_TIME_LIMIT:g} s",
     )
 
 

@@ -32,6 +32,7 @@ from worker.tasks.base import (
     reschedule,
 )
 from worker.tokens import default_token_limit
+from worker.tools import UnknownToolError
 from worker.turn import (
     ModelReply,
     TurnState,
@@ -80,16 +81,10 @@ def _create_turn(
 ) -> tuple[TurnState | None, bool]:
     """The turn's first state and whether this task created it; None if the job failed."""
     request = message.request
-    known = ctx.registry.names()
-    names = request.tools if request.tools is not None else known
-    unknown = [name for name in names if name not in ctx.registry]
-    if request.forced_tool and request.forced_tool not in names:
-        unknown.append(request.forced_tool)
-    if unknown:
-        ctx.jobs.fail(
-            message.job_id,
-            f"unknown tools: {', '.join(unknown)}; known tools: {', '.join(known) or 'none'}",
-        )
+    try:
+        names = ctx.registry.for_request(request.tools, request.forced_tool)
+    except UnknownToolError as exc:
+        ctx.jobs.fail(message.job_id, str(exc))
         return None, False
     model = request.model or ctx.settings.default_model
     now = time.time()

@@ -141,6 +141,22 @@ class ToolRegistry:
     def names(self) -> list[str]:
         return sorted(self._tools)
 
+    def for_request(self, allowed: list[str] | None, forced: str | None) -> list[str]:
+        """The tools a request may use (``None``: all), checked to exist.
+
+        Raises UnknownToolError listing the unknown names and the known ones.
+        """
+        known = self.names()
+        names = list(allowed) if allowed is not None else known
+        unknown = [name for name in names if name not in self._tools]
+        if forced and forced not in names:
+            unknown.append(forced)
+        if unknown:
+            raise UnknownToolError(
+                f"unknown tools: {', '.join(unknown)}; known tools: {', '.join(known) or 'none'}"
+            )
+        return names
+
     def schemas(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """OpenAI tool schemas for ``names`` (in that order), or for all tools when None.
 
