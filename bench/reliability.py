@@ -37,6 +37,9 @@ from producer.contracts import JobStatus
 from producer.devstack import DevStack, ManagedProcess
 
 VISIBILITY_TIMEOUT = 8
+# Every step here is short (tools sleep 0.3 s, model calls ~20 ms): a job silent for 15 s
+# has lost a task (e.g. in the Redis restart), and the deadline sweep sends it again.
+STALL_SECONDS = 15
 
 
 class Chaos:
@@ -221,13 +224,15 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the run directory")
     args = parser.parse_args()
 
-    # The producer (this process) keeps the deadline watchdog's countdown below the
-    # workers' visibility timeout only if it knows it (producer/deadlines.py).
+    # The producer (this process) plans deadline sweeps below the workers' visibility
+    # timeout, and at the stall-check pace, only if it knows them (producer/deadlines.py).
     os.environ["AGENT_VISIBILITY_TIMEOUT"] = str(VISIBILITY_TIMEOUT)
+    os.environ["AGENT_STALL_SECONDS"] = str(STALL_SECONDS)
     with DevStack(keep_run_dir=args.keep) as stack:
         stack.extra_env.update({
             "AGENT_TOOL_MODULES": "tests.tool_fixtures",
             "AGENT_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+            "AGENT_STALL_SECONDS": str(STALL_SECONDS),
             "AGENT_MODEL_MAX_RETRIES": "8",  # 20% errors: 9 failures in a row ~ 5e-7
             "AGENT_TASK_EVENTS": "0",
         })

@@ -26,6 +26,30 @@ from producer.contracts import TASK_EXPIRE_JOB
 SWEEP_SLOT_SECONDS = 0.5
 
 
+def stall_seconds() -> float:
+    """``AGENT_STALL_SECONDS`` (default 360): a running job with no event for this long has
+    lost its next task (a message lost in a Redis restart, say); the sweep sends it again.
+
+    Keep it above the longest quiet step: ``AGENT_TOOL_TIME_LIMIT`` plus a model call.
+    """
+    return float(os.environ.get("AGENT_STALL_SECONDS", "360"))
+
+
+def sweep_period() -> float:
+    """While jobs are unfinished, a sweep runs at least this often (stall checks, hops)."""
+    return max(min(longest_countdown(), stall_seconds() / 4), SWEEP_SLOT_SECONDS)
+
+
+def next_sweep_at(deadline_at: float, now: float | None = None) -> float:
+    """When the sweep that serves ``deadline_at`` runs: at the deadline, or earlier at the
+    next point of a fixed grid (``sweep_period``). Every sweep chain picks the same grid
+    points, so chains started by different jobs meet and merge (one task per slot)."""
+    now = time.time() if now is None else now
+    period = sweep_period()
+    grid_point = (math.floor(now / period) + 1) * period
+    return min(max(deadline_at, now), grid_point)
+
+
 def longest_countdown() -> float:
     """The longest countdown a task may be given: half the visibility timeout.
 
@@ -57,7 +81,7 @@ class SweepSlot:
     @classmethod
     def for_deadline(cls, deadline_at: float, now: float | None = None) -> SweepSlot:
         now = time.time() if now is None else now
-        run_at = now + min(max(deadline_at - now, 0.0), longest_countdown())
+        run_at = next_sweep_at(deadline_at, now)
         slot = math.ceil(run_at / SWEEP_SLOT_SECONDS)
         countdown = max(slot * SWEEP_SLOT_SECONDS - now, 0.0)
         # The marker outlives the slot a little, so a late sweep is not sent twice.

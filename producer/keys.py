@@ -111,6 +111,11 @@ def deadlines() -> str:
     return f"{PREFIX}:deadlines"
 
 
+def stall_scan() -> str:
+    """Marker: a sweep looked for stalled jobs lately; expires when the next may look."""
+    return f"{PREFIX}:deadlines:stall-scan"
+
+
 def deadline_sweep(slot: int) -> str:
     """Marker: the deadline sweep for time slot ``slot`` is enqueued; expires after it."""
     return f"{PREFIX}:deadlines:sweep:{slot}"

@@ -135,6 +135,17 @@ class SessionOrder:
         send_start(self.celery, job_id, session_id, message)
         self.redis.set(keys.dispatched(job_id, START_TRANSITION), "1", ex=keys.job_ttl_seconds())
 
+    def restart_head(self, job_id: str, session_id: str) -> bool:
+        """Send the start of a job again if it is the head of its session (its first start
+        task was lost); True when sent. The start task tolerates a duplicate."""
+        if self.redis.lindex(keys.session_jobs(session_id), 0) != job_id:
+            return False
+        raw_message = cast(str | None, self.redis.get(keys.job_message(job_id)))
+        if not raw_message:
+            return False
+        self.start_now(job_id, session_id, json.loads(raw_message))
+        return True
+
     def release(self, job_id: str, session_id: str) -> str | None:
         """The job no longer holds (or waits for) its session; start the next one.
 

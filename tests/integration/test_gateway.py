@@ -244,7 +244,7 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(gateway: Gatew
             "--header", f"Authorization: Bearer {TOKEN}",
             "--phases", "examples,coverage,fuzzing",
             "--max-examples", "10",
-            "--max-time", "30",
+            "--max-time", "20",
             "--workers", "1",
             "--request-timeout", "10",
             "--generation-database", "none",

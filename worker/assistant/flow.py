@@ -136,6 +136,25 @@ def send_tool_round(ctx: WorkerContext, state: RunState) -> None:
     fan_out(job_id, state.runnable_calls(), state.tool_names, submit, abort)
 
 
+def resume(ctx: WorkerContext, settings: RunSettings, job_id: str) -> bool:
+    """Send again what a stalled run waits for (its task was lost): the start, a poll,
+    its tool round or its end. False when there is no run state to resume."""
+    state = ctx.runs.load(job_id)
+    if state is None:
+        return False
+    if state.phase == "starting":
+        return ctx.order.restart_head(job_id, state.session_id)
+    if state.phase == "polling":
+        now = time.time()
+        ctx.runs.schedule(job_id, now)
+        ensure_tick(ctx, settings, now)
+    elif state.phase == "tools":
+        send_tool_round(ctx, state)
+    else:
+        follow_up(ctx, settings, state)
+    return True
+
+
 def end_job(ctx: WorkerContext, state: RunState) -> None:
     """Write the job's result and final event once; a Responses session also remembers
     the exchange in its memory and the last response id for the next turn."""
