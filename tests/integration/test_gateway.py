@@ -56,7 +56,9 @@ class Gateway:
 
 @pytest.fixture(scope="module")
 def gateway(stack: DevStack) -> Iterator[Gateway]:
-    url = stack.start_gateway(token=TOKEN, env={"AGENT_GATEWAY_HEALTH_TIMEOUT": "0.5"})
+    # Workers answer the health check's broadcast within a second or two, even on a busy
+    # CI machine; /healthz is kept out of the schemathesis run, so this costs no time.
+    url = stack.start_gateway(token=TOKEN, env={"AGENT_GATEWAY_HEALTH_TIMEOUT": "2"})
     yield Gateway(url)
     proc = next(p for p in stack.processes if p.name.startswith("gateway") and p.alive)
     proc.stop()
@@ -162,7 +164,8 @@ def test_bearer_token_is_required_except_for_healthz(gateway: Gateway) -> None:
             rsp = client.call(method, path, json={"session_id": "s1", "message": "hi"})
             assert rsp.status_code == 401, (method, path, rsp.text)
             assert rsp.headers["www-authenticate"] == "Bearer"
-    assert anonymous.call("GET", "/healthz").status_code == 200
+    # no token needed (200, or 503 if a busy worker answered late; never 401)
+    assert anonymous.call("GET", "/healthz").status_code in (200, 503)
     assert anonymous.call("GET", "/openapi.json").status_code == 200
 
 
@@ -179,6 +182,10 @@ def test_healthz_reports_redis_and_the_workers_of_each_queue(
     gateway: Gateway, stack: DevStack
 ) -> None:
     rsp = gateway.call("GET", "/healthz")
+    for _ in range(3):  # a worker busy with a task answers the broadcast a little later
+        if rsp.status_code == 200:
+            break
+        rsp = gateway.call("GET", "/healthz")
     assert rsp.status_code == 200, rsp.text
     health = rsp.json()
     assert health["status"] == "ok" and health["redis"] is True
