@@ -149,7 +149,9 @@ def test_deadline_passes_while_waiting_behind_another_turn(
 
 def test_cli_cancel(stack: DevStack, client: AgentClient, sim: Simulator, model: str,
                     session: str) -> None:
-    sim.script(model, {"content": "slow", "delay_ms": 800}, {"content": "x"})
+    # The first turn outlasts the CLI's start-up (a second or more on a busy machine), so
+    # the second one is still waiting when the CLI cancels it.
+    sim.script(model, {"content": "slow", "delay_ms": 5000}, {"content": "x"})
     client.submit({"session_id": session, "message": "m0", "model": model})
     queued = client.submit({"session_id": session, "message": "m1", "model": model})
     done = run_cli(stack, "cancel", queued, "--json")
