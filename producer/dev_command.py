@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from producer.devstack import DevStack
+from producer.devstack_services import start_flower, start_gateway
 
 
 def run_dev(
@@ -34,8 +35,8 @@ def run_dev(
             stack.start_simulator()
         stack.start_worker(["agents"], concurrency=agents_concurrency, name="agents")
         stack.start_worker(["tools"], concurrency=tools_concurrency, name="tools")
-        flower_url = stack.start_flower(flower_port, basic_auth=flower_auth)
-        gateway_url = stack.start_gateway(gateway_port)
+        flower_url = start_flower(stack, flower_port, basic_auth=flower_auth)
+        gateway_url = start_gateway(stack, gateway_port)
         user = flower_auth.split(":", 1)[0]
         model = stack.simulator_url or os.environ.get("OPENAI_BASE_URL") or "OpenAI's API"
         print(

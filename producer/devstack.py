@@ -112,7 +112,7 @@ class DevStack:
         env.update(self.extra_env)
         return env
 
-    def _python_env(self, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    def python_env(self, env: Mapping[str, str] | None = None) -> dict[str, str]:
         root = str(self.project_root)
         path = os.environ.get("PYTHONPATH")
         return {
@@ -267,7 +267,7 @@ class DevStack:
         self.simulator = self.start_process(
             "simulator",
             argv,
-            env=self._python_env(),
+            env=self.python_env(),
             cwd=self.project_root,
             echo=echo,
             ready_log=r"simulator listening on",
@@ -307,7 +307,7 @@ class DevStack:
         proc = self.start_process(
             name,
             argv,
-            env=self._python_env(env),
+            env=self.python_env(env),
             cwd=self.project_root,
             echo=echo,
             ready_log=r"ready\.",
@@ -315,64 +315,6 @@ class DevStack:
         )
         self.workers.append(proc)
         return proc
-
-    # -- flower and the HTTP gateway -----------------------------------------------------
-
-    def start_flower(
-        self,
-        port: int | None = None,
-        *,
-        basic_auth: str | None = None,
-        db: str | Path | None = None,
-        state_save_interval_ms: int = 10000,
-        env: Mapping[str, str] | None = None,
-        echo: bool | None = None,
-        timeout: float = 60.0,
-    ) -> str:
-        """Run Flower (``celery -A worker flower``) read-only and persistent; returns its URL.
-
-        ``basic_auth`` (``user:password``) goes in as ``FLOWER_BASIC_AUTH``; ``db`` defaults
-        to ``<run dir>/flower.db``. The tasks page also shows the redacted argument summaries.
-        """
-        chosen = port if port is not None else free_port()
-        argv = [
-            sys.executable, "-m", "celery", "-A", "worker", "flower",
-            "--address=127.0.0.1", f"--port={chosen}",
-            "--read-only=True",
-            "--persistent=True", f"--db={db or self.run_dir / 'flower.db'}",
-            f"--state-save-interval={state_save_interval_ms}",
-            "--tasks-columns=name,uuid,state,args,kwargs,received,started,runtime,worker",
-        ]  # fmt: skip
-        extra = {**(env or {}), **({"FLOWER_BASIC_AUTH": basic_auth} if basic_auth else {})}
-        self.start_process(
-            "flower", argv, env=self._python_env(extra), cwd=self.project_root, echo=echo,
-            ready_log=r"Visit me at", timeout=timeout,
-        )
-        return f"http://127.0.0.1:{chosen}"
-
-    def start_gateway(
-        self,
-        port: int | None = None,
-        *,
-        token: str | None = None,
-        env: Mapping[str, str] | None = None,
-        echo: bool | None = None,
-        timeout: float = 30.0,
-    ) -> str:
-        """Run the HTTP gateway (``celery-agents gateway``); returns ``http://127.0.0.1:PORT``.
-
-        ``token`` goes in as ``AGENT_GATEWAY_TOKEN`` (bearer auth on every endpoint but
-        ``/healthz``).
-        """
-        chosen = port if port is not None else free_port()
-        argv = [sys.executable, "-m", "producer.cli", "gateway",
-                "--host", "127.0.0.1", "--port", str(chosen)]
-        extra = {**(env or {}), **({"AGENT_GATEWAY_TOKEN": token} if token else {})}
-        self.start_process(
-            "gateway", argv, env=self._python_env(extra), cwd=self.project_root, echo=echo,
-            ready_log=r"Uvicorn running on", timeout=timeout,
-        )
-        return f"http://127.0.0.1:{chosen}"
 
     # -- running and stopping ------------------------------------------------------------
 

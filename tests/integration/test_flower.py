@@ -18,6 +18,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from producer.client import AgentClient
 from producer.devstack import DevStack
+from producer.devstack_services import start_flower
 from tests.integration.conftest import OUTPUT_DIR, Simulator, tool_call
 
 pytestmark = pytest.mark.integration
@@ -38,7 +39,7 @@ FLOWER_METRICS = (
 
 @pytest.fixture(scope="module")
 def flower(stack: DevStack) -> Iterator[str]:
-    url = stack.start_flower(basic_auth=f"{USER}:{PASSWORD}")
+    url = start_flower(stack, basic_auth=f"{USER}:{PASSWORD}")
     # Flower listens before its event receiver is connected: a worker heartbeat in its
     # metrics proves it receives events, so no task of the tests goes unseen.
     deadline = time.monotonic() + 20

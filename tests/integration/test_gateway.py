@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from producer.devstack import DevStack
+from producer.devstack_services import start_gateway
 from tests.integration.conftest import OUTPUT_DIR, Simulator, tool_call
 
 pytestmark = pytest.mark.integration
@@ -58,7 +59,7 @@ class Gateway:
 def gateway(stack: DevStack) -> Iterator[Gateway]:
     # Workers answer the health check's broadcast within a second or two, even on a busy
     # CI machine; /healthz is kept out of the schemathesis run, so this costs no time.
-    url = stack.start_gateway(token=TOKEN, env={"AGENT_GATEWAY_HEALTH_TIMEOUT": "2"})
+    url = start_gateway(stack, token=TOKEN, env={"AGENT_GATEWAY_HEALTH_TIMEOUT": "2"})
     yield Gateway(url)
     proc = next(p for p in stack.processes if p.name.startswith("gateway") and p.alive)
     proc.stop()
@@ -194,7 +195,7 @@ def test_healthz_reports_redis_and_the_workers_of_each_queue(
     assert any(w.startswith("tools@") for w in health["queues"]["tools"])
 
     # a gateway whose Redis is unreachable says so with 503
-    down = Gateway(stack.start_gateway(env={"REDIS_URL": "redis://127.0.0.1:9/0"}), token=None)
+    down = Gateway(start_gateway(stack, env={"REDIS_URL": "redis://127.0.0.1:9/0"}), token=None)
     try:
         rsp = down.call("GET", "/healthz")
         assert rsp.status_code == 503
