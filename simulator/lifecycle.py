@@ -14,7 +14,7 @@ import json
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from simulator.chat import OutToolCall, approx_tokens, new_call_id, planned_to_out
 from simulator.demo_policy import decide
@@ -108,6 +108,26 @@ class Step:
 
     def is_due(self, now: float) -> bool:
         return self.due is not None and now >= self.due
+
+
+class Stepping:
+    """What a run and a background response share: a ``phase`` ("working" while a step
+    is in flight, else the terminal status) and the ``step`` being worked on."""
+
+    terminal: ClassVar[frozenset[str]]
+    phase: str
+    step: Step | None
+
+    @property
+    def active(self) -> bool:
+        return self.phase not in self.terminal
+
+    def status(self, now: float) -> str:
+        """The status a client sees (advance the record to ``now`` first)."""
+        if self.phase == "working":
+            assert self.step is not None
+            return "queued" if now < self.step.queued_until else "in_progress"
+        return self.phase
 
 
 def _from_script(reply: ScriptedReply) -> Outcome:

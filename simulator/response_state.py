@@ -9,16 +9,18 @@ Phases: ``working`` (reported ``queued`` then ``in_progress``) and the terminal
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from simulator.common import new_id
-from simulator.lifecycle import Outcome, Step, assistant_call_message
+from simulator.lifecycle import Outcome, Step, Stepping, assistant_call_message
 
 TERMINAL = frozenset({"completed", "failed", "cancelled", "incomplete"})
 
 
 @dataclass
-class ResponseRecord:
+class ResponseRecord(Stepping):
+    terminal: ClassVar[frozenset[str]] = TERMINAL
+
     id: str
     created_at: float
     model: str
@@ -34,16 +36,6 @@ class ResponseRecord:
     incomplete_details: dict[str, str] | None = None
     usage: dict[str, Any] | None = None
     ended_at: float | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.phase not in TERMINAL
-
-    def status(self, now: float) -> str:
-        if self.phase == "working":
-            assert self.step is not None
-            return "queued" if now < self.step.queued_until else "in_progress"
-        return self.phase
 
     def pending_call_ids(self) -> list[str]:
         """``call_id`` of every ``function_call`` output item."""

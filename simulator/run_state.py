@@ -9,17 +9,19 @@ background. Pure data and logic: the caller (the store) holds the lock.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from simulator.chat import OutToolCall
-from simulator.lifecycle import Outcome, Step, assistant_call_message, tool_message
+from simulator.lifecycle import Outcome, Step, Stepping, assistant_call_message, tool_message
 
 TERMINAL = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
 CANCEL_DELAY_S = 0.05  # how long a run stays "cancelling" (at most the run duration)
 
 
 @dataclass
-class Run:
+class Run(Stepping):
+    terminal: ClassVar[frozenset[str]] = TERMINAL
+
     id: str
     thread_id: str
     assistant_id: str
@@ -44,17 +46,6 @@ class Run:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     first_started_at: float | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.phase not in TERMINAL
-
-    def status(self, now: float) -> str:
-        """The status a client sees (call :func:`advance` first)."""
-        if self.phase == "working":
-            assert self.step is not None
-            return "queued" if now < self.step.queued_until else "in_progress"
-        return self.phase
 
     def start_step(self, step: Step) -> None:
         self.phase = "working"

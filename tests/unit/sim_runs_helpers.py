@@ -31,11 +31,17 @@ def model_name() -> str:
     return f"m-{uuid.uuid4().hex[:12]}"
 
 
-def control(server: SimulatorServer, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    """Call a ``/_sim`` (or any) endpoint with urllib; returns (status, JSON body)."""
+def call(
+    server: SimulatorServer,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(server.root_url + path, data=data, method=method)
-    request.add_header("Authorization", f"Bearer {API_KEY}")
+    request = urllib.request.Request(
+        server.root_url + path, data=data, method=method, headers=headers or {}
+    )
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:
@@ -43,6 +49,11 @@ def control(server: SimulatorServer, method: str, path: str, body: Any = None) -
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+def control(server: SimulatorServer, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """Call an endpoint with this module's API key; returns (status, JSON body)."""
+    return call(server, method, path, body, {"Authorization": f"Bearer {API_KEY}"})
 
 
 def script(server: SimulatorServer, model: str, replies: list[dict[str, Any]]) -> None:

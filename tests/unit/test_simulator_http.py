@@ -9,9 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ import pytest
 
 from simulator import SimulatorServer, start_server
 from simulator.routing import Request, Response, json_response
+from tests.unit.sim_runs_helpers import call, model_name
 
 API_KEY = "sk-test-key-123"
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,30 +57,6 @@ def server() -> Iterator[SimulatorServer]:
 @pytest.fixture(scope="module")
 def client(server: SimulatorServer) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.url, api_key=API_KEY, max_retries=0, timeout=20)
-
-
-def model_name() -> str:
-    return f"m-{uuid.uuid4().hex[:12]}"
-
-
-def call(
-    server: SimulatorServer,
-    method: str,
-    path: str,
-    body: Any = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        server.root_url + path, data=data, method=method, headers=headers or {}
-    )
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def script(server: SimulatorServer, model: str, replies: list[dict[str, Any]]) -> None:
