@@ -9,11 +9,14 @@ import os
 
 from kombu import Queue
 
+from producer.delivery import visibility_timeout_seconds
+
 redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
-# A task that is not acknowledged within this many seconds is handed to another worker.
-# It must exceed the longest task; countdowns must stay well below it (see CELERY-NOTES).
-visibility_timeout = int(os.environ.get("AGENT_VISIBILITY_TIMEOUT", "3600"))
+# A message not acknowledged within this many seconds goes back on its queue. It is a
+# lease, not a bound on task length: every worker renews the lease of each message it
+# holds (worker/leases.py), so only a dead worker's messages come back, within seconds.
+visibility_timeout = visibility_timeout_seconds()
 
 broker_url = redis_url
 result_backend = redis_url

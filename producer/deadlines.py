@@ -22,6 +22,7 @@ from celery import Celery
 
 from producer import keys
 from producer.contracts import TASK_EXPIRE_JOB
+from producer.delivery import countdown_ceiling_seconds
 
 SWEEP_SLOT_SECONDS = 0.5
 
@@ -51,13 +52,9 @@ def next_sweep_at(deadline_at: float, now: float | None = None) -> float:
 
 
 def longest_countdown() -> float:
-    """The longest countdown a task may be given: half the visibility timeout.
-
-    Redis redelivers a task whose countdown outlives the visibility timeout (again and
-    again), so a far deadline is reached in hops of at most this length.
-    """
-    visibility = float(os.environ.get("AGENT_VISIBILITY_TIMEOUT", "3600"))
-    return max(visibility / 2, 1.0)
+    """The longest countdown a task may be given: half the countdown ceiling
+    (producer/delivery.py), so a far deadline is reached in hops of at most this length."""
+    return max(countdown_ceiling_seconds() / 2, 1.0)
 
 
 def member(job_id: str, session_id: str) -> str:

@@ -70,8 +70,8 @@ def run_demo(keep_logs: bool = False) -> int:
         say("starting redis-server, the OpenAI simulator and two workers ...")
         redis_url = stack.start_redis()
         stack.start_simulator(latency_ms=150)
-        stack.start_worker(["agents"], concurrency=2, name="agents")
-        stack.start_worker(["tools"], concurrency=4, name="tools")
+        stack.start_worker(["agents"], concurrency=None, name="agents")
+        stack.start_worker(["tools"], concurrency=None, name="tools")
         logs = (f"logs kept in {stack.run_dir}" if keep_logs
                 else "logs removed at the end; --keep-logs keeps them")
         say(f"stack ready in {time.time() - started:.1f} s (redis {redis_url}; {logs})\n")

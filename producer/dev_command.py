@@ -21,8 +21,8 @@ def run_dev(
     redis_port: int | None = None,
     gateway_port: int = 8000,
     flower_port: int = 5555,
-    agents_concurrency: int = 2,
-    tools_concurrency: int = 4,
+    agents_concurrency: int | None = None,
+    tools_concurrency: int | None = None,
     simulator: bool = True,
     run_dir: str | Path | None = None,
 ) -> int:

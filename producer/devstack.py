@@ -6,7 +6,7 @@ benchmarks and ``celery-agents dev``::
     with DevStack(echo=True) as stack:
         stack.start_redis()
         stack.start_simulator()
-        stack.start_worker(["agents"], concurrency=2, name="w1")
+        stack.start_worker(["agents"], concurrency=None, name="w1")  # the deployment's pool
         ...  # stack.env() holds REDIS_URL, OPENAI_BASE_URL and OPENAI_API_KEY
 
 Every process runs in its own process group with its log in the stack's run directory;
@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
+from producer.deployment import profile_for
 from producer.devstack_process import ManagedProcess, ProcessExitedError, free_port
 from producer.devstack_redis import (
     RedisTLS,
@@ -279,27 +280,31 @@ class DevStack:
     def start_worker(
         self,
         queues: Sequence[str],
-        concurrency: int,
+        concurrency: int | None,
         name: str,
         env: Mapping[str, str] | None = None,
         loglevel: str = "INFO",
         *,
+        pool: str | None = None,
         echo: bool | None = None,
         timeout: float = 60.0,
     ) -> ManagedProcess:
         """Run a Celery worker (``celery -A worker worker``) and wait for ``ready.``.
 
-        Its environment: os.environ, then :meth:`env`, then ``env``; cwd and PYTHONPATH
-        are the project root. Readiness is read from the INFO log, so ``loglevel`` must
-        be DEBUG or INFO.
+        ``pool`` and ``concurrency`` default to the deployment's (producer/deployment.py:
+        threads for the agents queue, prefork for tools). Its environment: os.environ,
+        then :meth:`env`, then ``env``; cwd and PYTHONPATH are the project root.
+        Readiness is read from the INFO log, so ``loglevel`` must be DEBUG or INFO.
         """
         if loglevel.upper() not in ("DEBUG", "INFO"):
             raise ValueError(f"loglevel {loglevel!r}: the worker's 'ready.' line needs INFO")
+        profile = profile_for(list(queues))
         argv = [
             sys.executable, "-m", "celery",
             "-A", "worker", "worker",
             "-Q", ",".join(queues),
-            "-c", str(concurrency),
+            "-P", pool or profile.pool,
+            "-c", str(concurrency or profile.concurrency),
             "-n", f"{name}@%h",
             "--loglevel", loglevel,
             "--without-mingle", "--without-gossip",  # events: AGENT_TASK_EVENTS

@@ -10,6 +10,8 @@ import argparse
 import os
 from typing import Any
 
+from producer.deployment import AGENTS_WORKER, TOOLS_WORKER
+
 OPS_COMMANDS = ("gateway", "dev", "watch")
 
 
@@ -25,8 +27,10 @@ def add_ops_commands(commands: Any) -> None:
     dev.add_argument("--redis-port", type=int, help="default: a free port")
     dev.add_argument("--gateway-port", type=int, default=8000)
     dev.add_argument("--flower-port", type=int, default=5555)
-    dev.add_argument("--agents-concurrency", type=int, default=2)
-    dev.add_argument("--tools-concurrency", type=int, default=4)
+    dev.add_argument("--agents-concurrency", type=int, default=AGENTS_WORKER.concurrency,
+                     help=f"threads of the agents worker (default {AGENTS_WORKER.concurrency})")
+    dev.add_argument("--tools-concurrency", type=int, default=TOOLS_WORKER.concurrency,
+                     help=f"processes of the tools worker (default {TOOLS_WORKER.concurrency})")
     dev.add_argument("--simulator", action=argparse.BooleanOptionalAction, default=None,
                      help="use the simulator as the model (default: when OPENAI_API_KEY is unset)")
     dev.add_argument("--run-dir", help="logs and data here (default: a temporary directory)")

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 import worker.logging_setup  # AGENT_LOG_FORMAT=json, via Celery's logging signals
-from worker import broker_fix
+from producer.delivery import RESTORE_INTERVAL_SECONDS, lease_renew_seconds
+from worker import broker_fix, heartbeat
+from worker.leases import LeaseKeeper
 from worker.settings import WorkerSettings
 from worker.tools import load_tool_modules
 
@@ -20,6 +22,21 @@ app.config_from_object("celeryconfig")
 # at once instead of failing jobs later.
 load_tool_modules(WorkerSettings.from_env().tool_modules)
 
+_leases = LeaseKeeper(app)
+heartbeat.add_beat("leases.renew", lease_renew_seconds(), _leases.renew)
+heartbeat.add_beat("leases.restore", RESTORE_INTERVAL_SECONDS, _leases.restore_expired)
+
+
+@worker_ready.connect
+def _start_beats(sender: Any = None, **_: Any) -> None:
+    # Sent in the main process with the consumer, which holds the unacked messages.
+    heartbeat.start(sender)
+
+
+@worker_shutdown.connect
+def _stop_beats(**_: Any) -> None:
+    heartbeat.stop()
+    _leases.close()
 
 
 @worker_process_init.connect

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from producer.delivery import countdown_ceiling_seconds
 from worker.rate_limit import parse_rpm_overrides
 
 
@@ -35,6 +36,6 @@ class WorkerSettings:
             tool_time_limit=float(env.get("AGENT_TOOL_TIME_LIMIT", "300")),
             model_rpm=int(env.get("AGENT_MODEL_RPM", "0")),
             model_rpm_overrides=parse_rpm_overrides(env.get("AGENT_MODEL_RPM_OVERRIDES", "")),
-            # Countdowns stay well below the visibility timeout (see celeryconfig).
-            model_rate_max_wait=min(30.0, int(env.get("AGENT_VISIBILITY_TIMEOUT", "3600")) / 4),
+            # Countdowns stay well below their ceiling (see producer/delivery.py).
+            model_rate_max_wait=min(30.0, countdown_ceiling_seconds() / 4),
         )

@@ -78,8 +78,9 @@ def stack() -> Iterator[DevStack]:
         })
         dev.start_redis()
         dev.start_simulator(latency_ms=0)
-        dev.start_worker(["agents"], concurrency=2, name="agents")
-        dev.start_worker(["tools"], concurrency=4, name="tools")
+        # The deployment's own pools and concurrency (producer/deployment.py).
+        dev.start_worker(["agents"], concurrency=None, name="agents")
+        dev.start_worker(["tools"], concurrency=None, name="tools")
         yield dev
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from producer.delivery import countdown_ceiling_seconds
+
 
 @dataclass(frozen=True)
 class RunSettings:
@@ -18,10 +20,8 @@ class RunSettings:
     @classmethod
     def from_env(cls) -> RunSettings:
         env = os.environ
-        visibility = float(env.get("AGENT_VISIBILITY_TIMEOUT", "3600"))
-        # Every countdown stays well below the visibility timeout (CELERY-NOTES): a longer
-        # one would be delivered again and again.
-        ceiling = max(visibility / 4, 0.5)
+        # Every countdown stays well below its ceiling (producer/delivery.py).
+        ceiling = max(countdown_ceiling_seconds() / 4, 0.5)
         return cls(
             max_poll_interval=min(float(env.get("AGENT_POLL_MAX_INTERVAL", "5")), ceiling),
             tick=min(float(env.get("AGENT_POLL_TICK", "0.1")), ceiling),
