@@ -21,6 +21,15 @@ from pydantic import (
     model_validator,
 )
 
+from producer.request_params import (
+    ContentPart,
+    ImagePart,
+    ModelParameters,
+    TextPart,
+    check_content_parts,
+    content_chars,
+)
+
 SCHEMA_VERSION = 1
 
 # Task names are part of the contract: producers enqueue by name, never by import.
@@ -36,6 +45,9 @@ TASK_SUBMIT_TOOL_OUTPUTS = "agents.run.submit_outputs"
 TASK_ABORT_RUN = "agents.run.abort"  # errback of a run's tool fan-out
 TASK_SESSION_HISTORY = "agents.session.history"
 TASK_SESSION_RESET = "agents.session.reset"
+# Human approval of tool calls: resume a job once its calls are decided; time out waits.
+TASK_APPROVAL_RESUME = "agents.approval.resume"
+TASK_APPROVAL_SWEEP = "agents.approval.sweep"
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 TOOL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
@@ -99,7 +111,7 @@ class ChatMessage(Strict):
     """One message as stored in memory and sent to the model."""
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | None = None
+    content: str | list[ContentPart] | None = None  # a list: text and image_url parts
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
     name: str | None = None
@@ -135,7 +147,7 @@ class AssistantSpec(Strict):
         return self
 
 
-class ChatRequest(Strict):
+class ChatRequest(ModelParameters, Strict):
     """What a producer submits: one user turn in a session.
 
     ``mode="chat"`` runs the tool loop in the workers (Chat Completions);
@@ -144,7 +156,9 @@ class ChatRequest(Strict):
     """
 
     session_id: str = Field(pattern=SESSION_ID_PATTERN)
-    message: str
+    message: str | list[ContentPart] = Field(
+        description="The user's message: text, or a list of text and image_url parts"
+    )
     tools: list[str] | None = Field(
         default=None, description="Allowed tool names; None means every registered tool."
     )
@@ -172,15 +186,34 @@ class ChatRequest(Strict):
         description="Paths readable by the workers; uploaded with purpose 'assistants'",
     )
     poll_interval: float = Field(default=0.5, ge=0.05, le=30)
+    require_approval: list[str] = Field(
+        default_factory=list, max_length=100,
+        description="Tools whose calls wait for a person's decision (besides those "
+        "registered with requires_approval=True)",
+    )
+    approval_timeout_seconds: float | None = Field(
+        default=None, gt=0,
+        description="A call still undecided this long after it was asked counts as declined",
+    )
+    stream: bool = Field(
+        default=False,
+        description="Stream every model call; the text arrives as `delta` events (chat mode)",
+    )
 
     @field_validator("message")
     @classmethod
-    def _message_not_empty(cls, value: str) -> str:
-        if not value.strip():
+    def _message_not_empty(
+        cls, value: str | list[TextPart | ImagePart]
+    ) -> str | list[TextPart | ImagePart]:
+        if isinstance(value, list):
+            check_content_parts(value)
+        elif not value.strip():
             raise ValueError("message must not be empty")
         limit = max_message_chars()
-        if len(value) > limit:
-            raise ValueError(f"message is {len(value)} characters; the limit is {limit}")
+        if content_chars(value) > limit:
+            raise ValueError(
+                f"message is {content_chars(value)} characters; the limit is {limit}"
+            )
         return value
 
     @field_validator("tools")
@@ -192,6 +225,23 @@ class ChatRequest(Strict):
             if not _TOOL_NAME_RE.match(name):
                 raise ValueError(f"invalid tool name {name!r}")
         return list(dict.fromkeys(value))  # drop repeats, keep order
+
+    @field_validator("require_approval")
+    @classmethod
+    def _approval_names_well_formed(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _TOOL_NAME_RE.match(name):
+                raise ValueError(f"invalid tool name {name!r}")
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _approval_names_allowed(self) -> ChatRequest:
+        # Names outside the registry are refused by the worker (like unknown `tools`).
+        allowed = self.tools
+        unknown = [n for n in self.require_approval if allowed is not None and n not in allowed]
+        if unknown:
+            raise ValueError(f"require_approval: {_listed(unknown)} not among the allowed tools")
+        return self
 
     @field_validator("tool_choice")
     @classmethod
@@ -257,6 +307,11 @@ class ChatRequest(Strict):
                 f"{_listed(chat_only)} only for mode 'chat'; in mode 'assistant' use "
                 "assistant.instructions or run_instructions"
             )
+        if self.model_parameters_set() or isinstance(self.message, list):
+            named = self.model_parameters_set() or ["message as content parts"]
+            raise ValueError(f"{_listed(named)} only for mode 'chat' (for now)")
+        if self.stream:  # a background run is polled, not streamed (see README)
+            raise ValueError("stream only for mode 'chat'; assistant mode does not stream")
         if self.thread_id is not None and self.protocol != "assistants":
             raise ValueError("thread_id only applies to protocol 'assistants'")
 
@@ -289,6 +344,7 @@ class JobStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    WAITING_APPROVAL = "waiting_approval"  # a turn waits for a person's decisions
 
     @property
     def terminal(self) -> bool:
@@ -318,6 +374,55 @@ class ToolOutput(Strict):
     is_error: bool = False
 
 
+# The tool registry (producer/tool_registry.py): what tools workers announce in Redis.
+DEFAULT_TOOL_QUEUE = "tools"
+TOOL_QUEUE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class ToolSpec(Strict):
+    """A tool as a tools worker announces it: everything but its code and secrets.
+
+    Two workers serving one name must announce the same spec (compared by ``digest``).
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+    description: str = ""
+    parameters: dict[str, Any]
+    return_direct: bool = False
+    idempotent: bool = True
+    time_limit: float | None = None
+    requires_approval: bool = False
+    queue: str = Field(default=DEFAULT_TOOL_QUEUE, pattern=TOOL_QUEUE_PATTERN)
+    source: str = "python"  # "python", or "mcp:<server>" for a tool of an MCP server
+
+    def digest(self) -> str:
+        """Hash of the definition (all fields but the schema version)."""
+        import hashlib
+        import json
+
+        body = self.model_dump(mode="json", exclude={"schema_version"})
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def openai_schema(self) -> dict[str, Any]:
+        """The entry for the ``tools`` list of a chat completions request."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            },
+        }
+
+
+class ToolEntry(ToolSpec):
+    """A registry entry as listed: the spec and the workers serving it right now."""
+
+    servers: list[str] = Field(default_factory=list)
+
+
 class JobResult(Strict):
     """The job record: what ``status`` and ``wait`` return."""
 
@@ -328,6 +433,12 @@ class JobResult(Strict):
     protocol: Protocol | None = None
     status: JobStatus
     response: str | None = None
+    parsed: Any = Field(
+        default=None, description="The response parsed as JSON, with a JSON response_format"
+    )
+    metadata: dict[str, str] | None = Field(
+        default=None, description="The request's metadata, stored with the job"
+    )
     sources: list[ToolOutput] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     error: str | None = None
@@ -354,6 +465,10 @@ EventKind = Literal[
     "run_created",
     "run_polled",
     "tool_outputs_submitted",
+    "approval_required",  # detail: call_id, tool_name, arguments (one per pending call)
+    "approval_decided",  # detail: call_id, tool_name, approved, reason, decided_by
+    "delta",  # streamed text of a model step: detail {"text", "step"}
+    "delta_reset",  # a step streams again from its start: drop what it showed so far
     "succeeded",
     "failed",
     "cancelled",
@@ -372,3 +487,28 @@ class JobEvent(Strict):
     @property
     def terminal(self) -> bool:
         return self.kind in ("succeeded", "failed", "cancelled")
+
+
+class ApprovalDecision(Strict):
+    """A person's decision on one pending tool call (the gateway's request body)."""
+
+    call_id: str = Field(min_length=1, max_length=200)
+    approved: bool = True
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class Approval(Strict):
+    """One tool call that needs a decision, and the decision once made (stored per call)."""
+
+    job_id: str
+    call_id: str
+    tool_name: str
+    arguments: str
+    position: int = 0  # the call's place in its model reply
+    requested_at: float
+    timeout_at: float | None = None
+    decided: bool = False
+    approved: bool | None = None
+    reason: str | None = None
+    decided_by: str | None = None
+    decided_at: float | None = None

@@ -65,6 +65,18 @@ def rate_slot(job_id: str, step: int) -> str:
     return f"{PREFIX}:job:{job_id}:rate:{step}"
 
 
+def stream_attempts(job_id: str, step: int) -> str:
+    """Counter of streamed attempts of one model step; from the second on, the step
+    publishes a ``delta_reset`` before its first delta."""
+    return f"{PREFIX}:job:{job_id}:stream:{step}"
+
+
+def approvals(job_id: str) -> str:
+    """Hash: call id -> JSON Approval of each tool call waiting for (or given) a person's
+    decision. Decisions are written by one compare-and-set script (producer/approvals.py)."""
+    return f"{PREFIX}:job:{job_id}:approvals"
+
+
 def job_final(job_id: str) -> str:
     """Marker set by whichever of succeed/fail ends the job first; the other is ignored."""
     return f"{PREFIX}:job:{job_id}:final"
@@ -109,6 +121,17 @@ def assistant_creating(digest: str) -> str:
 def deadlines() -> str:
     """Sorted set of unfinished jobs with a deadline ("job_id session_id"), scored by it."""
     return f"{PREFIX}:deadlines"
+
+
+def approvals_due() -> str:
+    """Sorted set of job ids waiting for approvals that time out, scored by the earliest
+    timeout. No TTL: the approval sweep removes members once their calls are decided."""
+    return f"{PREFIX}:approvals:due"
+
+
+def approval_sweep(slot: int) -> str:
+    """Marker: the approval-timeout sweep for time slot ``slot`` is enqueued; expires after it."""
+    return f"{PREFIX}:approvals:sweep:{slot}"
 
 
 def stall_scan() -> str:
@@ -172,3 +195,38 @@ def model_rate(model: str) -> str:
 def idempotency(key: str) -> str:
     """``<request fingerprint> <job id>``: the job a repeated Idempotency-Key returns."""
     return f"{PREFIX}:idempotency:{key}"
+
+
+# The tool registry (producer/tool_registry.py). A server's claim on a tool is a lease
+# renewed by its heartbeat; specs outlive their servers by job_ttl_seconds(), so a turn
+# started before a server stopped still shows the model the tool's schema.
+def tool_heartbeat_seconds() -> float:
+    """How often a tools worker renews its announcements (``AGENT_TOOL_HEARTBEAT``)."""
+    return float(os.environ.get("AGENT_TOOL_HEARTBEAT", "5"))
+
+
+def tool_lease_seconds() -> float:
+    """A server whose announcement is older than this no longer serves (3 heartbeats)."""
+    return 3 * tool_heartbeat_seconds()
+
+
+def tools_index() -> str:
+    """Sorted set: tool name -> when its last live server's lease ends (ms). Expires
+    job_ttl_seconds() after the last announcement; lapsed members are pruned then."""
+    return f"{PREFIX}:tools:index"
+
+
+def tool_spec(name: str) -> str:
+    """Hash {digest, spec}: the JSON ToolSpec of a tool; expires job_ttl_seconds() after
+    its last announcement."""
+    return f"{PREFIX}:tools:spec:{name}"
+
+
+def tool_servers(name: str) -> str:
+    """Sorted set: worker name -> when its lease on the tool ends (ms); same TTL."""
+    return f"{PREFIX}:tools:servers:{name}"
+
+
+def tool_conflict(name: str, worker: str) -> str:
+    """JSON of an announcement refused for a differing spec; lives one lease."""
+    return f"{PREFIX}:tools:conflict:{name}:{worker}"

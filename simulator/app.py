@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from simulator import control, endpoints, faults, files, responses, runs
+from simulator import control, endpoints, faults, files, responses, runs, streaming
 from simulator.routing import Router
 from simulator.state import SimState
 
@@ -21,6 +21,7 @@ FEATURES: tuple[Register, ...] = (
     files.register,  # /v1/files
     runs.register,  # the Assistants API: /v1/assistants, /v1/threads/... (and /_sim/runs)
     responses.register,  # /v1/responses (and /_sim/responses)
+    streaming.register,  # /_sim/stream (chunking and faults of stream=true)
 )
 
 

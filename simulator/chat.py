@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulator.errors import ApiError, bad_request
+from simulator.params import validate_model_params
+from simulator.streaming import validate_stream_options
 from simulator.text_extract import content_text
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
@@ -27,6 +29,7 @@ class ChatRequest:
     tools: list[dict[str, Any]]
     tool_choice: str | dict[str, Any] | None
     parallel_tool_calls: bool
+    stream: bool = False
 
 
 @dataclass(frozen=True)
@@ -208,10 +211,7 @@ def validate_chat_request(body: Any) -> ChatRequest:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise bad_request("you must provide a model parameter", param="model")
-    if body.get("stream") not in (None, False):
-        raise bad_request(
-            "stream=true is not supported by the simulator; send stream=false.", param="stream"
-        )
+    stream = validate_stream_options(body)  # stream=true: simulator/streaming.py
     if body.get("n") not in (None, 1):
         raise bad_request("The simulator supports only n=1.", param="n")
     parallel = body.get("parallel_tool_calls", True)
@@ -223,7 +223,8 @@ def validate_chat_request(body: Any) -> ChatRequest:
     messages = validate_messages(body.get("messages"))
     tools = validate_tools(body.get("tools"))
     tool_choice = validate_tool_choice(body.get("tool_choice"), tools)
-    return ChatRequest(model, messages, tools, tool_choice, parallel)
+    validate_model_params(body, messages, tools)  # temperature, top_p, ... (params.py)
+    return ChatRequest(model, messages, tools, tool_choice, parallel, stream)
 
 
 def approx_tokens(text: str) -> int:

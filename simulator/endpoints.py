@@ -18,6 +18,7 @@ from simulator.errors import ApiError, bad_request
 from simulator.routing import Request, Response, Router, json_response
 from simulator.script import ScriptedReply, ScriptExhausted
 from simulator.state import SimState
+from simulator.streaming import stream_response
 
 MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "sim-small")
 _MODELS_CREATED = 1_700_000_000
@@ -99,6 +100,8 @@ def register(router: Router, state: SimState) -> None:
             time.sleep(delay_ms / 1000.0)  # no lock is held here
         if isinstance(outcome, ApiError):
             raise outcome
+        if chat.stream:
+            return stream_response(state, outcome, body)
         return json_response(outcome)
 
     router.add("GET", "/v1/models", list_models)

@@ -23,6 +23,7 @@ from simulator.errors import ApiError
 from simulator.faults import DropConnection
 from simulator.routing import Request, Response, Router, error_response
 from simulator.state import SimState
+from simulator.streaming import StreamingResponse, write_stream
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 _NO_KEY = (
@@ -227,6 +228,11 @@ class _Handler(BaseHTTPRequestHandler):
             f"x-request-id: req_{uuid.uuid4().hex}",
             *(f"{name}: {value}" for name, value in response.headers),
         ]
+        if isinstance(response, StreamingResponse):  # stream=true: chunked, piece by piece
+            headers = [h for h in headers if not h.startswith("Content-Length")]
+            write_stream(self, response, headers)
+            self.log_request(response.status)
+            return
         if self.close_connection:
             headers.append("Connection: close")
         head = ("\r\n".join(headers) + "\r\n\r\n").encode("latin-1")

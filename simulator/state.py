@@ -11,6 +11,7 @@ from simulator.files import FileStore
 from simulator.lifecycle import RunSettings
 from simulator.script import ScriptStore
 from simulator.stats import Stats
+from simulator.streaming import StreamSettings
 
 DEFAULT_MAX_REQUESTS_PER_MODEL = 500
 DEFAULT_MAX_MODELS = 1000
@@ -73,6 +74,7 @@ class SimState:
         self.stats = Stats()  # per-operation counters (GET /_sim/stats)
         self.files = FileStore()  # uploads of /v1/files
         self.run_settings = RunSettings()  # run_duration_ms and expires_after_s of runs
+        self.streaming = StreamSettings()  # chunking and faults of stream=true (POST /_sim/stream)
         self._initial_latency_ms = float(latency_ms)
         self._latency_ms = float(latency_ms)
         self._lock = threading.Lock()
@@ -98,4 +100,5 @@ class SimState:
         self.faults.clear()
         self.stats.clear()
         self.run_settings.reset()
+        self.streaming.clear()
         self.latency_ms = self._initial_latency_ms

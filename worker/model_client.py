@@ -7,7 +7,9 @@ retries are off: a retry is a rescheduled task (see tasks), never a sleeping wor
 
 from __future__ import annotations
 
+import importlib
 import random
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -16,6 +18,20 @@ from producer.contracts import ChatMessage, ToolCall, Usage
 from worker.turn import ModelCall, ModelReply
 
 RETRYABLE_STATUS = {408, 409, 429}
+
+
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """The HTTP library's transport errors (the openai client vendors ``httpx2``), which a
+    stream raises unwrapped when the connection breaks mid-body."""
+    for name in ("httpx2", "httpx"):
+        try:
+            return (importlib.import_module(name).TransportError,)
+        except (ImportError, AttributeError):
+            continue
+    return ()
+
+
+_TRANSPORT_ERRORS = _transport_errors()
 
 
 class ModelError(Exception):
@@ -34,8 +50,8 @@ def make_client(timeout: float) -> openai.OpenAI:
     return openai.OpenAI(max_retries=0, timeout=timeout)
 
 
-def complete(client: openai.OpenAI, call: ModelCall) -> ModelReply:
-    """One chat completion; raises ModelError with a readable message on failure."""
+def request_params(call: ModelCall) -> dict[str, Any]:
+    """The chat completions parameters of a call (streamed or not)."""
     params: dict[str, Any] = {
         "model": call.model,
         "messages": [wire_message(m) for m in call.messages],
@@ -43,6 +59,13 @@ def complete(client: openai.OpenAI, call: ModelCall) -> ModelReply:
     if call.tools:
         params["tools"] = call.tools
         params["tool_choice"] = call.tool_choice
+    params.update(call.options)  # the request's model parameters, only those it set
+    return params
+
+
+def complete(client: openai.OpenAI, call: ModelCall) -> ModelReply:
+    """One chat completion; raises ModelError with a readable message on failure."""
+    params = request_params(call)
     try:
         completion = client.chat.completions.create(**params)
     except openai.APIStatusError as exc:
@@ -65,6 +88,44 @@ def complete(client: openai.OpenAI, call: ModelCall) -> ModelReply:
             total_tokens=completion.usage.total_tokens,
         )
     return ModelReply(content=message.content, tool_calls=calls, usage=usage)
+
+
+def complete_stream(
+    client: openai.OpenAI, call: ModelCall, on_text: Callable[[str], object]
+) -> ModelReply:
+    """One streamed chat completion (usage included); ``on_text`` gets each text delta.
+
+    Tool-call deltas are assembled into whole calls, so the reply is the one
+    :func:`complete` would return. A stream broken off is transient (the step runs
+    again); a malformed chunk or an error event fails with a readable message.
+    """
+    from worker.stream_assembly import MalformedChunk, StreamAssembler
+
+    params = {**request_params(call), "stream": True, "stream_options": {"include_usage": True}}
+    assembler = StreamAssembler()
+    try:
+        with client.chat.completions.create(**params) as stream:
+            chunks = iter(stream)
+            while True:
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    break
+                text = assembler.add(chunk)
+                if text:
+                    on_text(text)  # its errors (Redis) are not the model's: not caught here
+        return assembler.reply()
+    except openai.APIStatusError as exc:
+        raise classify_status_error(exc) from None
+    except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+        raise ModelError(f"model API unreachable: {exc}", retry_after=0.0) from None
+    except openai.APIError as exc:  # an error event inside the stream
+        raise ModelError(f"model API error in the stream: {exc.message}") from None
+    except _TRANSPORT_ERRORS as exc:  # connection lost mid-stream: try the step again
+        raise ModelError(f"model stream broken off: {type(exc).__name__}: {exc}",
+                         retry_after=0.0) from None
+    except (MalformedChunk, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+        raise ModelError(f"model API sent a malformed stream chunk: {exc}") from None
 
 
 def wire_message(message: ChatMessage) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from worker.app import app
 from worker.context import WorkerContext, get_context
 from worker.model_client import ModelError, backoff_seconds, complete
 from worker.orchestrate import ensure_dispatched, redispatch_fanout
+from worker.stream_step import settle, stream_reply
 from worker.tasks.base import (
     InvalidTaskMessage,
     JobTask,
@@ -82,7 +83,7 @@ def _create_turn(
     """The turn's first state and whether this task created it; None if the job failed."""
     request = message.request
     try:
-        names = ctx.registry.for_request(request.tools, request.forced_tool)
+        names = ctx.catalog.for_request(request.tools, request.forced_tool)  # live registry
     except UnknownToolError as exc:
         ctx.jobs.fail(message.job_id, str(exc))
         return None, False
@@ -174,12 +175,15 @@ def _call_model(task: Task, ctx: WorkerContext, state: TurnState) -> ModelReply 
     call = build_model_call(
         state,
         ctx.jobs.history(state.session_id, state.memory_length),
-        ctx.registry.schemas(state.tool_names),
+        ctx.catalog.schemas(state.tool_names),
         ctx.count_message,
     )
     ctx.jobs.emit(state.job_id, "model_call", step=state.step, model=state.model)
     try:
-        reply = complete(ctx.model, call)
+        if state.request.stream:  # text published as delta events (worker/stream_step.py)
+            reply = stream_reply(ctx.jobs.redis, ctx.model, state.job_id, state.step, call)
+        else:
+            reply = complete(ctx.model, call)
     except ModelError as exc:
         attempt = task.request.retries - rate_waits
         if exc.transient and attempt < ctx.settings.model_max_retries:
@@ -189,7 +193,10 @@ def _call_model(task: Task, ctx: WorkerContext, state: TurnState) -> ModelReply 
             reschedule(task, countdown)
         ctx.jobs.fail(state.job_id, str(exc), step=state.step)
         return None
-    return ctx.turns.reply_once(state.job_id, state.step, reply)
+    kept = ctx.turns.reply_once(state.job_id, state.step, reply)
+    if state.request.stream:
+        settle(ctx.jobs.redis, state.job_id, state.step, reply, kept)
+    return kept
 
 
 def _record_reply(
