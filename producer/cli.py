@@ -1,29 +1,41 @@
 """The ``celery-agents`` command line.
 
-Exit codes: 0 the job succeeded (or the command did its work), 1 the job failed,
-2 bad usage or invalid input, 3 timed out waiting.
+Exit codes (producer/exit_codes.py, README "Exit codes"): 0 the job succeeded (or the
+command did its work), 1 the job failed, 2 bad usage or invalid input, 3 the job has not
+ended (still queued or running, or waiting timed out), 4 Redis unreachable, 5 the job was
+cancelled, 6 unknown job, 7 nothing to cancel (the job had ended), 141 output pipe closed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
-from producer.client import AgentClient, InvalidSessionId, JobTimeout
+from producer.client import AgentClient, InvalidSessionId, JobNotFound, JobTimeout
 from producer.contracts import (
     JobResult,
     JobStatus,
     describe_validation_error,
 )
+from producer.exit_codes import (
+    EXIT_ALREADY_ENDED,
+    EXIT_BROKEN_PIPE,
+    EXIT_NO_REDIS,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_UNKNOWN_JOB,
+    EXIT_USAGE,
+    exit_code_for,
+)
 from producer.ops_cli import OPS_COMMANDS, add_ops_commands, run_ops_command
 from producer.progress import describe_event, describe_result
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
+from producer.reachability import RedisUnavailable, require_redis
 
 
 class UsageError(Exception):
@@ -100,19 +112,42 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command in OPS_COMMANDS:
-            return run_ops_command(args)
-        if args.command == "demo":
-            from producer.demo import run_demo
-
-            return run_demo(keep_logs=args.keep_logs)
-        with AgentClient(args.redis_url) as client:
-            handler = {"submit": _submit, "status": _status, "history": _history,
-                       "reset": _reset, "cancel": _cancel}[args.command]
-            return handler(client, args)
+        return _run(args)
     except (UsageError, InvalidSessionId) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except RedisUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NO_REDIS
+    except JobNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNKNOWN_JOB
+    except BrokenPipeError:
+        # `... | head` closed our stdout: no traceback; point stdout at /dev/null so the
+        # interpreter's final flush does not raise again (the Python docs' recipe).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command in OPS_COMMANDS:
+        return run_ops_command(args)
+    if args.command == "demo":
+        from producer.demo import run_demo
+
+        return run_demo(keep_logs=args.keep_logs)
+    with AgentClient(args.redis_url) as client:
+        # The first connect fails fast: a refused connect here means no Redis at that
+        # URL, not a restart to wait out (established calls keep their retries).
+        require_redis(client.jobs.redis, _url_of(client, args.redis_url))
+        handler = {"submit": _submit, "status": _status, "history": _history,
+                   "reset": _reset, "cancel": _cancel}[args.command]
+        return handler(client, args)
+
+
+def _url_of(client: AgentClient, given: str | None) -> str:
+    return given or os.environ.get("REDIS_URL") or str(client.celery.conf.broker_url)
 
 
 def _submit(client: AgentClient, args: argparse.Namespace) -> int:
@@ -148,7 +183,7 @@ def _submit(client: AgentClient, args: argparse.Namespace) -> int:
               else f"timed out after {args.timeout} s; job {job_id} goes on", file=sys.stderr)
         return EXIT_TIMEOUT
     _print_result(result, args.json)
-    return EXIT_OK if result.status == JobStatus.SUCCEEDED else EXIT_FAILED
+    return exit_code_for(result.status)
 
 
 def _assistant_fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -175,17 +210,29 @@ def _assistant_fields(args: argparse.Namespace) -> dict[str, Any]:
 def _status(client: AgentClient, args: argparse.Namespace) -> int:
     result = client.status(args.job_id)
     if result is None:
-        raise UsageError(f"unknown job {args.job_id} (never submitted, or expired)")
+        raise JobNotFound(args.job_id)
     _print_result(result, args.json)
-    return EXIT_FAILED if result.status == JobStatus.FAILED else EXIT_OK
+    return exit_code_for(result.status)
 
 
 def _cancel(client: AgentClient, args: argparse.Namespace) -> int:
-    result = client.cancel(args.job_id)
+    before = client.status(args.job_id)
+    if before is None:
+        raise JobNotFound(args.job_id)
+    result = before if before.status.terminal else client.cancel(args.job_id)
     if result is None:
-        raise UsageError(f"unknown job {args.job_id} (never submitted, or expired)")
+        raise JobNotFound(args.job_id)
+    if before.status.terminal or result.status != JobStatus.CANCELLED:
+        # Say so: a bare "status: succeeded" with exit 1 read as a failed cancel.
+        if args.json:
+            print(json.dumps({**result.model_dump(mode="json"), "already_ended": True},
+                             indent=2))
+        else:
+            print(f"job {args.job_id} had already ended ({result.status}); nothing to cancel")
+            print(describe_result(result))
+        return EXIT_ALREADY_ENDED
     _print_result(result, args.json)
-    return EXIT_OK if result.status == JobStatus.CANCELLED else EXIT_FAILED
+    return EXIT_OK
 
 
 def _history(client: AgentClient, args: argparse.Namespace) -> int:
@@ -193,6 +240,8 @@ def _history(client: AgentClient, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([m.model_dump(mode="json") for m in messages], indent=2))
         return EXIT_OK
+    if not messages:
+        print(f"session {args.session}: no messages")
     for message in messages:
         text = message.content or ""
         if message.tool_calls:

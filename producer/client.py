@@ -6,6 +6,7 @@ and pydantic.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
@@ -35,6 +36,19 @@ class JobTimeout(TimeoutError):
     """The job did not end within the time the caller was willing to wait."""
 
 
+class JobNotFound(KeyError):
+    """No job has this id: it was never submitted, or its record expired
+    (``AGENT_RESULT_TTL``). Raised by :meth:`AgentClient.events` and
+    :meth:`AgentClient.wait`; a ``KeyError``, as ``wait`` raised before."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
+
+    def __str__(self) -> str:
+        return f"unknown job {self.job_id} (never submitted, or expired)"
+
+
 class InvalidSessionId(ValueError):
     """A session id that no request could have used; refused before touching Redis."""
 
@@ -43,6 +57,14 @@ def checked_session_id(session_id: str) -> str:
     if not re.match(SESSION_ID_PATTERN, session_id):
         raise InvalidSessionId(f"session_id: malformed session id {session_id!r}")
     return session_id
+
+
+def expected_model(request: ChatRequest) -> str:
+    """The model the workers will use for ``request``, as they choose it (the request's,
+    else its assistant definition's, else ``AGENT_MODEL``): the queued record shows it.
+    Right as long as producer and workers share ``AGENT_MODEL``, as compose sets it."""
+    spec_model = request.assistant.model if request.assistant is not None else None
+    return request.model or spec_model or os.environ.get("AGENT_MODEL", "gpt-4o-mini")
 
 
 def make_producer_app(redis_url: str | None = None) -> Celery:
@@ -91,7 +113,7 @@ class AgentClient:
             mode=request.mode,
             protocol=request.protocol if request.mode == "assistant" else None,
             status=JobStatus.QUEUED,
-            model=request.model,
+            model=expected_model(request),
             created_at=now,
             updated_at=now,
             deadline_at=deadline_at,
@@ -140,19 +162,28 @@ class AgentClient:
         return self.jobs.get_job(job_id)
 
     def events(self, job_id: str, timeout: float | None = None) -> Iterator[JobEvent]:
-        """The job's events as they happen, ending with its terminal event."""
+        """The job's events as they happen, ending with its terminal event.
+
+        Raises :class:`JobNotFound` at once (not at the first ``next``) for an unknown
+        job id, which would otherwise be followed, silently, until ``timeout``.
+        """
+        if self.jobs.get_job(job_id) is None:
+            raise JobNotFound(job_id)
         deadline = time.time() + (timeout if timeout is not None else 365 * 86400)
-        yield from self.jobs.follow_events(job_id, deadline)
+        return self.jobs.follow_events(job_id, deadline)
 
     def wait(self, job_id: str, timeout: float = 300.0) -> JobResult:
-        """Block until the job ended; raises JobTimeout after ``timeout`` seconds."""
+        """Block until the job ended; raises JobTimeout after ``timeout`` seconds and
+        :class:`JobNotFound` for an unknown (or expired) job id."""
+        if self.jobs.get_job(job_id) is None:
+            raise JobNotFound(job_id)
         deadline = time.time() + timeout
         for event in self.jobs.follow_events(job_id, deadline):
             if event.terminal:
                 break
         result = self.jobs.get_job(job_id)
         if result is None:
-            raise KeyError(f"unknown job {job_id}")
+            raise JobNotFound(job_id)
         if not result.status.terminal:
             raise JobTimeout(f"job {job_id} still {result.status} after {timeout} s")
         return result

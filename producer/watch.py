@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from producer.client import AgentClient
-from producer.contracts import JobEvent, JobStatus
+from producer.contracts import JobEvent
+from producer.exit_codes import EXIT_TIMEOUT, EXIT_UNKNOWN_JOB, exit_code_for
 from producer.progress import describe_event, describe_result
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
 
 
 @dataclass
@@ -80,7 +79,7 @@ def watch(client: AgentClient, job_id: str, timeout: float = 300.0,
     live = out.isatty() if live is None else live
     if client.status(job_id) is None:
         print(f"error: unknown job {job_id} (never submitted, or expired)", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_UNKNOWN_JOB
     progress = Progress()
     print(f"job {job_id}", file=out)
     for event in client.events(job_id, timeout=timeout):
@@ -97,4 +96,4 @@ def watch(client: AgentClient, job_id: str, timeout: float = 300.0,
         return EXIT_TIMEOUT
     print(progress.line(now=result.updated_at), file=out)
     print(describe_result(result), file=out)
-    return EXIT_OK if result.status == JobStatus.SUCCEEDED else EXIT_FAILED
+    return exit_code_for(result.status)

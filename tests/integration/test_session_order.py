@@ -158,4 +158,4 @@ def test_cli_cancel(stack: DevStack, client: AgentClient, sim: Simulator, model:
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["status"] == "cancelled"
     unknown = run_cli(stack, "cancel", "0123456789-unknown")
-    assert unknown.returncode == 2 and "unknown job" in unknown.stderr
+    assert unknown.returncode == 6 and "unknown job" in unknown.stderr  # EXIT_UNKNOWN_JOB
