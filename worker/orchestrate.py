@@ -22,7 +22,6 @@ from producer.contracts import (
 )
 from worker.app import app
 from worker.context import WorkerContext
-from worker.model_params import UnparsableAnswer, parse_answer
 from worker.turn import TurnState
 
 
@@ -40,10 +39,6 @@ def ensure_dispatched(ctx: WorkerContext, state: TurnState, fresh: bool = False)
         return
     if state.phase == "model":
         enqueue_model_step(state.job_id, state.step)
-    elif state.phase == "approval":  # waits for people: no task but the early calls
-        from worker.approval_flow import open_turn_approvals  # it imports this module
-
-        open_turn_approvals(ctx, state)
     else:
         enqueue_tool_fanout(state)
     ctx.turns.mark_dispatched(state.job_id, transition)
@@ -129,18 +124,11 @@ def redispatch_fanout(ctx: WorkerContext, job_id: str, version: int | None) -> b
 def finish_turn(ctx: WorkerContext, state: TurnState) -> None:
     """Write the result, the final event and the turn's messages to memory, once."""
     now = time.time()
-    try:
-        parsed = parse_answer(state.request, state.response)
-    except UnparsableAnswer as exc:
-        ctx.jobs.fail(state.job_id, str(exc), step=state.step)
-        return
     result = JobResult(
         job_id=state.job_id,
         session_id=state.session_id,
         status=JobStatus.SUCCEEDED,
         response=state.response,
-        parsed=parsed,
-        metadata=state.request.metadata,
         sources=state.sources,
         usage=state.usage,
         model=state.model,
