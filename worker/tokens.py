@@ -11,6 +11,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from producer.contracts import ChatMessage
+from worker.content_tokens import content_tokens
 
 # Per-message overhead of the chat format (role and separators), as OpenAI documents it.
 MESSAGE_OVERHEAD_TOKENS = 3
@@ -72,7 +73,7 @@ def message_tokens(message: ChatMessage, count: TextCounter) -> int:
     """Tokens one message costs in a prompt: content, tool calls and overhead."""
     total = MESSAGE_OVERHEAD_TOKENS + count(message.role)
     if message.content:
-        total += count(message.content)
+        total += content_tokens(message.content, count)  # text, or text and image parts
     for call in message.tool_calls or []:
         total += count(call.name) + count(call.arguments) + MESSAGE_OVERHEAD_TOKENS
     if message.tool_call_id:
