@@ -155,37 +155,74 @@ class ChatRequest(ModelParameters, Strict):
     Responses API in background mode, or the Assistants API).
     """
 
-    session_id: str = Field(pattern=SESSION_ID_PATTERN)
+    session_id: str = Field(
+        pattern=SESSION_ID_PATTERN,
+        description="Conversation id: memory, order and the assistant thread are per session",
+    )
     message: str | list[ContentPart] = Field(
         description="The user's message: text, or a list of text and image_url parts"
     )
     tools: list[str] | None = Field(
         default=None, description="Allowed tool names; None means every registered tool."
     )
-    system_prompt: str | None = None
-    prefix_messages: list[ChatMessage] | None = None
-    model: str | None = Field(default=None, min_length=1, max_length=200)
-    max_function_calls: int = Field(default=5, ge=0, le=1000)
+    system_prompt: str | None = Field(
+        default=None, description="Sent first on every model call of the turn; never stored"
+    )
+    prefix_messages: list[ChatMessage] | None = Field(
+        default=None,
+        description="Messages sent before memory on every model call, instead of "
+        "system_prompt; never stored",
+    )
+    model: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="Model name; default AGENT_MODEL of the workers",
+    )
+    max_function_calls: int = Field(
+        default=5, ge=0, le=1000, description="Budget of individual tool calls in this turn"
+    )
     tool_choice: str = Field(default="auto", description="auto, none, required or a tool name")
-    token_limit: int | None = Field(default=None, gt=0)
+    token_limit: int | None = Field(
+        default=None, gt=0,
+        description="Tokens of history plus this turn sent to the model; default 75% of "
+        "the model's context window (AGENT_CONTEXT_WINDOW(S) for models not built in)",
+    )
     deadline_seconds: float | None = Field(
         default=None, gt=0, description="Fail the job past this many seconds after submission"
     )
     # Assistant mode
-    mode: Mode = "chat"
-    protocol: Protocol = "responses"
-    assistant: AssistantSpec | None = None
-    thread_id: str | None = Field(default=None, min_length=1, max_length=200)
+    mode: Mode = Field(
+        default="chat",
+        description="chat: the workers run the tool loop (Chat Completions); assistant: a "
+        "server-side run that the workers poll",
+    )
+    protocol: Protocol = Field(
+        default="responses",
+        description="Assistant mode: the Responses API in background mode, or the "
+        "Assistants API (threads and runs)",
+    )
+    assistant: AssistantSpec | None = Field(
+        default=None, description="Assistant mode: an existing assistant, or its definition"
+    )
+    thread_id: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="Protocol assistants: continue this existing thread",
+    )
     run_instructions: str | None = Field(
         default=None,
         description="Replaces the assistant's instructions for this run only",
     )
-    file_ids: list[str] = Field(default_factory=list, max_length=100)
+    file_ids: list[str] = Field(
+        default_factory=list, max_length=100,
+        description="Assistant mode: ids of uploaded files to attach",
+    )
     files: list[str] = Field(
         default_factory=list, max_length=20,
         description="Paths readable by the workers; uploaded with purpose 'assistants'",
     )
-    poll_interval: float = Field(default=0.5, ge=0.05, le=30)
+    poll_interval: float = Field(
+        default=0.5, ge=0.05, le=30,
+        description="Assistant mode: seconds before the second poll of the run (it grows)",
+    )
     require_approval: list[str] = Field(
         default_factory=list, max_length=100,
         description="Tools whose calls wait for a person's decision (besides those "

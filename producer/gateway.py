@@ -39,6 +39,7 @@ from producer.contracts import (
     ChatRequest,
     JobResult,
 )
+from producer.gateway_limits import install_limits
 from producer.gateway_support import (
     IDEMPOTENCY_KEY_PATTERN,
     SSE_KEEP_ALIVE,
@@ -115,6 +116,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.client = client
+    install_limits(app)  # AGENT_GATEWAY_MAX_BODY_BYTES (413); 422s never echo large input
 
     bearer = HTTPBearer(auto_error=False, description="AGENT_GATEWAY_TOKEN")
 
@@ -143,6 +145,7 @@ def create_app(
             202: {"description": "accepted: the new job's record"},
             400: {"model": ErrorBody, "description": "the body is not parseable JSON"},
             409: {"model": ErrorBody, "description": "Idempotency-Key reused for another body"},
+            413: {"model": ErrorBody, "description": "body over AGENT_GATEWAY_MAX_BODY_BYTES"},
             503: {"model": ErrorBody, "description": "the broker is unreachable"},
         },
         summary="Submit a chat request",
