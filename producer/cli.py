@@ -17,6 +17,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from producer.cli_approve import add_approve_command, describe_pending, run_approve
+from producer.cli_sessions import (
+    FlagError,
+    add_request_flags,
+    add_session_commands,
+    content_text,
+    request_flag_fields,
+    run_import,
+    run_jobs,
+)
+from producer.cli_stream import add_stream_flag, run_stream
+from producer.cli_tools import add_tools_command, run_tools
 from producer.client import AgentClient, InvalidSessionId, JobNotFound, JobTimeout
 from producer.contracts import (
     JobResult,
@@ -36,6 +48,8 @@ from producer.exit_codes import (
 from producer.ops_cli import OPS_COMMANDS, add_ops_commands, run_ops_command
 from producer.progress import describe_event, describe_result
 from producer.reachability import RedisUnavailable, require_redis
+from producer.tool_registry import UnknownTools
+from producer.webhook_policy import WebhookRefused
 
 
 class UsageError(Exception):
@@ -87,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--wait", action="store_true", help="wait for the result")
     submit.add_argument("--timeout", type=float, default=300.0, help="seconds to wait")
     submit.add_argument("--json", action="store_true", help="machine-readable output")
+    add_stream_flag(submit)  # --stream (producer/cli_stream.py)
+    add_request_flags(submit)  # model parameters, --image, --metadata, --webhook-url
 
     cancel = commands.add_parser("cancel", help="cancel a queued or running job")
     cancel.add_argument("job_id")
@@ -99,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     history = commands.add_parser("history", help="show a session's stored messages")
     history.add_argument("session")
     history.add_argument("--json", action="store_true")
+    add_session_commands(commands, history)  # jobs; history --limit/--before/--import
 
     reset = commands.add_parser("reset", help="delete a session's memory")
     reset.add_argument("session")
@@ -106,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="start a local stack and run demo requests")
     demo.add_argument("--keep-logs", action="store_true", help="print where the logs are")
     add_ops_commands(commands)  # gateway, dev, watch
+    add_approve_command(commands)
+    add_tools_command(commands)  # the tool registry (producer/cli_tools.py)
     return parser
 
 
@@ -113,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
-    except (UsageError, InvalidSessionId) as exc:
+    except (UsageError, InvalidSessionId, FlagError, WebhookRefused, UnknownTools) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except RedisUnavailable as exc:
@@ -142,7 +161,8 @@ def _run(args: argparse.Namespace) -> int:
         # URL, not a restart to wait out (established calls keep their retries).
         require_redis(client.jobs.redis, _url_of(client, args.redis_url))
         handler = {"submit": _submit, "status": _status, "history": _history,
-                   "reset": _reset, "cancel": _cancel}[args.command]
+                   "reset": _reset, "cancel": _cancel, "approve": run_approve,
+                   "jobs": run_jobs, "tools": run_tools}[args.command]
         return handler(client, args)
 
 
@@ -161,12 +181,16 @@ def _submit(client: AgentClient, args: argparse.Namespace) -> int:
         "token_limit": args.token_limit,
         "model": args.model,
         "deadline_seconds": args.deadline_seconds,
+        "stream": args.stream,
         **_assistant_fields(args),
+        **request_flag_fields(args),  # producer/cli_sessions.py
     }
     try:
         job_id = client.submit({k: v for k, v in request.items() if v is not None})
     except ValidationError as exc:
         raise UsageError(f"invalid request: {describe_validation_error(exc)}") from None
+    if args.stream:
+        return run_stream(client, job_id, args)
     if not args.wait:
         print(json.dumps({"job_id": job_id}) if args.json else job_id)
         return EXIT_OK
@@ -212,6 +236,8 @@ def _status(client: AgentClient, args: argparse.Namespace) -> int:
     if result is None:
         raise JobNotFound(args.job_id)
     _print_result(result, args.json)
+    if result.status == JobStatus.WAITING_APPROVAL and not args.json:
+        print("\n".join(describe_pending(client.approvals(args.job_id, pending_only=True))))
     return exit_code_for(result.status)
 
 
@@ -236,14 +262,16 @@ def _cancel(client: AgentClient, args: argparse.Namespace) -> int:
 
 
 def _history(client: AgentClient, args: argparse.Namespace) -> int:
-    messages = client.history(args.session)
+    if args.import_file:
+        return run_import(client, args)
+    messages = client.history(args.session, limit=args.limit, before=args.before)
     if args.json:
         print(json.dumps([m.model_dump(mode="json") for m in messages], indent=2))
         return EXIT_OK
     if not messages:
         print(f"session {args.session}: no messages")
     for message in messages:
-        text = message.content or ""
+        text = content_text(message)  # image parts shown as [image]
         if message.tool_calls:
             calls = ", ".join(f"{c.name}({c.arguments})" for c in message.tool_calls)
             text = f"{text} [calls {calls}]".strip()

@@ -45,6 +45,7 @@ TASK_SUBMIT_TOOL_OUTPUTS = "agents.run.submit_outputs"
 TASK_ABORT_RUN = "agents.run.abort"  # errback of a run's tool fan-out
 TASK_SESSION_HISTORY = "agents.session.history"
 TASK_SESSION_RESET = "agents.session.reset"
+TASK_WEBHOOK_DELIVER = "agents.webhook.deliver"  # POST a finished job to its webhook_url
 # Human approval of tool calls: resume a job once its calls are decided; time out waits.
 TASK_APPROVAL_RESUME = "agents.approval.resume"
 TASK_APPROVAL_SWEEP = "agents.approval.sweep"

@@ -1,14 +1,15 @@
 """HTTP gateway: the producer API for services that are not written in Python.
 
 A FastAPI (ASGI) app over :class:`producer.client.AgentClient`; start it with
-``celery-agents gateway [--host 127.0.0.1 --port 8000]``. Blocking Redis calls run in
-worker threads (sync endpoints run in FastAPI's thread pool; the event stream reads
-Redis in threads of its own limiter), so the event loop never waits on Redis.
+``celery-agents gateway [--host 127.0.0.1 --port 8000]``. Sync endpoints run in FastAPI's
+thread pool; event streams and the OpenAI-compatible ``/v1/chat/completions``
+(producer/gateway_openai.py) use :class:`producer.async_client.AsyncAgentClient`, so no
+Redis read of a stream holds a thread and the event loop never waits on Redis.
 
 Environment: ``REDIS_URL``; ``AGENT_GATEWAY_TOKEN`` (when set, every endpoint but
 ``/healthz`` requires ``Authorization: Bearer <token>``); ``AGENT_GATEWAY_ALLOW_FILES=1``
 to accept ``files`` (paths on the workers' disks, so refused by default);
-``AGENT_GATEWAY_MAX_STREAMS`` (event streams reading Redis at once, default 64);
+``AGENT_GATEWAY_MAX_STREAMS`` (blocking stream reads in flight at once, default 1000);
 ``AGENT_GATEWAY_HEALTH_TIMEOUT`` (seconds /healthz waits for workers, default 1).
 """
 
@@ -18,19 +19,18 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Annotated, Any
 
 import anyio
-import anyio.to_thread
 import redis
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from producer.async_client import AsyncAgentClient
 from producer.client import AgentClient
 from producer.contracts import (
     JOB_ID_PATTERN,
@@ -39,7 +39,10 @@ from producer.contracts import (
     ChatRequest,
     JobResult,
 )
+from producer.gateway_approvals import approvals_router
 from producer.gateway_limits import install_limits
+from producer.gateway_openai import openai_router
+from producer.gateway_sessions import session_router
 from producer.gateway_support import (
     IDEMPOTENCY_KEY_PATTERN,
     SSE_KEEP_ALIVE,
@@ -53,6 +56,8 @@ from producer.gateway_support import (
     sse_result,
     submit_once,
 )
+from producer.gateway_tools import tools_router, unknown_tools_refusal
+from producer.webhook_policy import webhook_refusal
 
 EXPECTED_QUEUES = ("agents", "tools")
 # One blocking read of the event stream: well under redis-py's default 5 s socket timeout.
@@ -98,15 +103,22 @@ def create_app(
     """The gateway app; arguments left None come from the environment."""
     token = token if token is not None else os.environ.get("AGENT_GATEWAY_TOKEN") or None
     allow_files = allow_files if allow_files is not None else _flag("AGENT_GATEWAY_ALLOW_FILES")
-    max_streams = max_streams or int(os.environ.get("AGENT_GATEWAY_MAX_STREAMS", "64"))
+    max_streams = max_streams or int(os.environ.get("AGENT_GATEWAY_MAX_STREAMS", "1000"))
     health_timeout = health_timeout or float(os.environ.get("AGENT_GATEWAY_HEALTH_TIMEOUT", "1"))
     client = AgentClient(redis_url or os.environ.get("REDIS_URL"))
-    limiter: list[anyio.CapacityLimiter] = []  # made in the event loop, at startup
+    # Event streams read Redis with the asyncio client: a follower holds a connection,
+    # never a thread. Made in the event loop, at startup.
+    aclient: list[AsyncAgentClient] = []
+    limiter: list[anyio.CapacityLimiter] = []
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         limiter.append(anyio.CapacityLimiter(max_streams))
+        aclient.append(AsyncAgentClient(redis_url or os.environ.get("REDIS_URL"),
+                                        celery_app=client.celery))
+        app.state.aclient = aclient[0]
         yield
+        await aclient[0].aclose()
         client.close()
 
     app = FastAPI(
@@ -165,6 +177,16 @@ def create_app(
                 "msg": "files (paths on the workers) are refused by this gateway; "
                        "upload them and pass file_ids",
             }])
+        if (refusal := webhook_refusal(request.webhook_url)) is not None:
+            raise RequestValidationError([{
+                "type": "value_error", "loc": ("body", "webhook_url"), "msg": refusal,
+                "input": request.webhook_url,
+            }])
+        if (unknown := unknown_tools_refusal(client, request)) is not None:  # registry
+            raise RequestValidationError([{
+                "type": "value_error", "loc": ("body", "tools"), "msg": unknown,
+                "input": request.tools,
+            }])
         try:
             if idempotency_key is None:
                 job_id, created = client.submit(request), True
@@ -204,6 +226,7 @@ def create_app(
         response_class=StreamingResponse,
         responses={
             **_NOT_FOUND,
+            400: {"model": ErrorBody, "description": "Last-Event-ID is not an event of this job"},
             200: {
                 "description": "Server-sent events: one per job event (`event:` its kind, "
                 "`id:` its stream id, `data:` the JobEvent JSON), then `event: result` with "
@@ -217,28 +240,51 @@ def create_app(
         job_id: JobId,
         last_event_id: Annotated[
             str | None,
-            Header(pattern=r"^\d{1,19}-\d{1,19}$", description="resume after this event id"),
+            Header(max_length=64, description="resume after this event id (`id:` of an event)"),
         ] = None,
     ) -> StreamingResponse:
-        if await anyio.to_thread.run_sync(client.status, job_id) is None:
+        reader = aclient[0]
+        if await reader.status(job_id) is None:
             raise HTTPException(404, f"unknown job {job_id}")
-        stream = _guarded(_follow(client, job_id, last_event_id or "0-0", limiter[0]))
+        if last_event_id and last_event_id != "0-0" and not await reader.has_event(
+            job_id, last_event_id
+        ):
+            raise HTTPException(
+                400, f"unknown Last-Event-ID {last_event_id!r}: not an event id of job {job_id}"
+            )
+        stream = _guarded(_follow(reader, job_id, last_event_id or "0-0", limiter[0]))
         return StreamingResponse(
             stream, media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
     @router.get("/sessions/{session_id}/messages", response_model=list[ChatMessage],
-                summary="A session's stored messages, oldest first")
-    def session_messages(session_id: SessionId) -> list[ChatMessage]:
-        return client.history(session_id)
+                summary="A session's stored messages, oldest first (X-History-Start: the "
+                "first one's position, for ?before= of the next older page)")
+    def session_messages(
+        session_id: SessionId, response: Response,
+        limit: Annotated[int | None, Query(ge=1, le=10_000,
+                                           description="only the newest this many")] = None,
+        before: Annotated[int | None, Query(ge=0,
+                                            description="only those before this position")] = None,
+    ) -> list[ChatMessage]:
+        if limit is None and before is None:
+            return client.history(session_id)
+        page = client.history_page(session_id, limit, before)
+        response.headers["X-History-Start"] = str(page.start)
+        response.headers["X-History-Total"] = str(page.total)
+        return page.messages
 
     @router.delete("/sessions/{session_id}", response_model=SessionReset,
                    summary="Forget a session's memory")
     def reset_session(session_id: SessionId) -> SessionReset:
         return SessionReset(session_id=session_id, deleted=client.reset(session_id))
 
+    router.include_router(session_router(client))  # session jobs, history import
+    router.include_router(tools_router(client))  # GET /v1/tools (producer/gateway_tools.py)
     app.include_router(router)
+    app.include_router(openai_router([Depends(require_token)] if token else []))
+    app.include_router(approvals_router(client, token))  # its own auth: it names the decider
 
     @app.get("/healthz", response_model=Health,
              responses={503: {"model": Health, "description": "Redis or a queue's workers down"}},
@@ -251,31 +297,33 @@ def create_app(
 
 
 async def _follow(
-    client: AgentClient, job_id: str, after: str, limiter: anyio.CapacityLimiter
+    reader: AsyncAgentClient, job_id: str, after: str, limiter: anyio.CapacityLimiter
 ) -> AsyncIterator[str]:
-    """The job's events from stream id ``after`` on, then its record; ends at a terminal one."""
-    in_thread = partial(anyio.to_thread.run_sync, limiter=limiter)
+    """The job's events from stream id ``after`` on, then its record; ends at a terminal one.
+
+    Reads await redis.asyncio (no thread is held); ``limiter`` bounds the blocking reads
+    in flight at once (each holds a Redis connection).
+    """
     last_sent = time.monotonic()
     while True:
-        entries = await in_thread(
-            partial(client.jobs.read_events, job_id, after, block_ms=STREAM_BLOCK_MS)
-        )
+        async with limiter:
+            entries = await reader.read_events(job_id, after, block_ms=STREAM_BLOCK_MS)
         for entry_id, event in entries:
             after = entry_id
             yield sse_job_event(entry_id, event)
             if event.terminal:
-                job = await in_thread(client.status, job_id)
+                job = await reader.status(job_id)
                 if job is not None:
                     yield sse_result(job)
                 return
         if entries:
             last_sent = time.monotonic()
             continue
-        job = await in_thread(client.status, job_id)
+        job = await reader.status(job_id)
         if job is None:  # expired while we followed it
             return
         if job.status.terminal:  # ended without a terminal event after `after`
-            for entry_id, event in await in_thread(client.jobs.read_events, job_id, after):
+            for entry_id, event in await reader.read_events(job_id, after):
                 yield sse_job_event(entry_id, event)
             yield sse_result(job)
             return

@@ -185,6 +185,29 @@ def session_messages(session_id: str) -> str:
     return f"{PREFIX}:session:{session_id}:messages"
 
 
+def session_recent_jobs(session_id: str) -> str:
+    """Sorted set of the session's newest job ids (finished or not), scored by submission
+    time; trimmed to AGENT_SESSION_JOBS_KEPT (producer/session_listing.py). Expires with
+    the session (and never before its jobs' records)."""
+    return f"{PREFIX}:session:{session_id}:recent"
+
+
+# Webhooks, per job; all expire after job_ttl_seconds().
+def job_webhook(job_id: str) -> str:
+    """The job's webhook_url, set at submission; ending the job checks for it."""
+    return f"{PREFIX}:job:{job_id}:webhook"
+
+
+def webhook_sent(job_id: str) -> str:
+    """Marker: the job's webhook delivery task has been enqueued."""
+    return f"{PREFIX}:job:{job_id}:webhook:sent"
+
+
+def webhook_delivered(job_id: str) -> str:
+    """JSON outcome of the job's webhook: delivered (a 2xx) or given up; no more attempts."""
+    return f"{PREFIX}:job:{job_id}:webhook:delivered"
+
+
 # Shared, per model; expires once its schedule lies in the past.
 def model_rate(model: str) -> str:
     """The model's rate-limit schedule (GCRA: when the next request may go, in ms)."""

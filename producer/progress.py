@@ -38,6 +38,14 @@ def describe_event(event: JobEvent) -> str:
             return f"run created on the server ({server_object})"
         case "run_polled":
             return f"  poll {d.get('poll')}: {d.get('status')}"
+        case "approval_required":
+            return (f"  waiting for approval: {d.get('tool_name')}({d.get('arguments')}) "
+                    f"call {d.get('call_id')}")
+        case "approval_decided":
+            verdict = "approved" if d.get("approved") else "declined"
+            why = f": {d.get('reason')}" if d.get("reason") else ""
+            who = d.get("decided_by")
+            return f"  {d.get('tool_name')} ({d.get('call_id')}) {verdict} by {who}{why}"
         case "tool_outputs_submitted":
             return f"  {d.get('outputs')} tool output(s) submitted"
     return event.kind

@@ -29,6 +29,7 @@ class Progress:
     tools_done: int = 0
     tool_errors: int = 0
     polls: int = 0
+    awaiting: dict[str, str] = field(default_factory=dict)  # call_id -> tool (approvals)
     state: str = "waiting"
 
     def apply(self, event: JobEvent) -> None:
@@ -48,6 +49,12 @@ class Progress:
                 self.tools_in_flight.pop(str(d.get("tool_call_id")), None)
                 self.tools_done += 1
                 self.tool_errors += bool(d.get("is_error"))
+            case "approval_required":
+                self.awaiting[str(d.get("call_id"))] = str(d.get("tool_name"))
+                self.state = "waiting for approval"
+            case "approval_decided":
+                self.awaiting.pop(str(d.get("call_id")), None)
+                self.state = "waiting for approval" if self.awaiting else "approved/declined"
             case "run_polled":
                 self.polls += 1
                 self.state = f"run {d.get('status', 'polled')}"
@@ -67,6 +74,9 @@ class Progress:
                      + (f" ({self.tool_errors} errors)" if self.tool_errors else ""))
         if self.polls:
             parts.append(f"polls {self.polls}")
+        if self.awaiting:
+            calls = ", ".join(f"{tool} {cid}" for cid, tool in sorted(self.awaiting.items()))
+            parts.append(f"awaiting approval {len(self.awaiting)} ({calls})")
         if self.started_at is not None:
             parts.append(f"{(now or time.time()) - self.started_at:.1f}s")
         return " | ".join(parts)

@@ -77,3 +77,21 @@ def echo(text: str) -> str:
         text: The text to echo.
     """
     return text
+
+
+@tool(requires_approval=True, idempotent=False)
+def send_payment(to: str, amount: int) -> str:
+    """Send money (a sensitive tool: every call waits for a person's approval).
+
+    Counts its runs in the Redis counter ``record_call_key("pay:" + to)``.
+
+    Args:
+        to: Who gets paid.
+        amount: How much.
+    """
+    url = os.environ.get("REDIS_URL")
+    if url:
+        with redis.Redis.from_url(url) as client:
+            client.incr(record_call_key(f"pay:{to}"))
+            client.expire(record_call_key(f"pay:{to}"), 3600)
+    return f"paid {amount} to {to}"

@@ -14,7 +14,6 @@ from celery import Signature, chord
 from producer.contracts import (
     TASK_ABORT_TURN,
     TASK_MODEL_STEP,
-    TASK_TOOL_RUN,
     JobEvent,
     JobResult,
     JobStatus,
@@ -22,6 +21,8 @@ from producer.contracts import (
 )
 from worker.app import app
 from worker.context import WorkerContext
+from worker.model_params import UnparsableAnswer, parse_answer
+from worker.tool_routing import tool_signature
 from worker.turn import TurnState
 
 
@@ -39,6 +40,10 @@ def ensure_dispatched(ctx: WorkerContext, state: TurnState, fresh: bool = False)
         return
     if state.phase == "model":
         enqueue_model_step(state.job_id, state.step)
+    elif state.phase == "approval":  # waits for people: no task but the early calls
+        from worker.approval_flow import open_turn_approvals  # it imports this module
+
+        open_turn_approvals(ctx, state)
     else:
         enqueue_tool_fanout(state)
     ctx.turns.mark_dispatched(state.job_id, transition)
@@ -79,14 +84,8 @@ def fan_out(
     if not calls:  # every call was refused by the budget: nothing to run
         callback.apply_async(args=[[]])
         return
-    header = [
-        app.signature(
-            TASK_TOOL_RUN,
-            kwargs={"job_id": job_id, "call": call.model_dump(), "allowed": allowed},
-            kwargsrepr=f"job={job_id} tool={call.name} call={call.id}",
-        )
-        for call in calls
-    ]
+    # Each call goes to the queue of the tool's servers (worker/tool_routing.py).
+    header = [tool_signature(app, job_id, call, allowed) for call in calls]
     if len(header) == 1:
         # One call needs no chord: a plain link hands its output to the callback and
         # skips the chord's counter and stored results (the common case).
@@ -124,11 +123,18 @@ def redispatch_fanout(ctx: WorkerContext, job_id: str, version: int | None) -> b
 def finish_turn(ctx: WorkerContext, state: TurnState) -> None:
     """Write the result, the final event and the turn's messages to memory, once."""
     now = time.time()
+    try:
+        parsed = parse_answer(state.request, state.response)
+    except UnparsableAnswer as exc:
+        ctx.jobs.fail(state.job_id, str(exc), step=state.step)
+        return
     result = JobResult(
         job_id=state.job_id,
         session_id=state.session_id,
         status=JobStatus.SUCCEEDED,
         response=state.response,
+        parsed=parsed,
+        metadata=state.request.metadata,
         sources=state.sources,
         usage=state.usage,
         model=state.model,

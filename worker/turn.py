@@ -7,23 +7,27 @@ The behaviour re-creates LlamaIndex's ``OpenAIAgent`` with its rough edges fixed
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from producer.contracts import (
     SCHEMA_VERSION,
+    Approval,
     ChatMessage,
     ChatRequest,
     ToolCall,
     ToolOutput,
     Usage,
 )
+from worker.approval import calls_awaiting, settle
 from worker.memory_window import MessageCounter, select_window
+from worker.model_params import call_options
 from worker.tool_outputs import budget_refusal
 
-Phase = Literal["model", "tools", "done"]
+# approval: some calls wait for a person (worker/approval.py); no task runs meanwhile.
+Phase = Literal["model", "tools", "approval", "done"]
 
 
 class ModelReply(BaseModel):
@@ -41,6 +45,8 @@ class ModelCall(BaseModel):
     messages: list[ChatMessage]
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
+    # The request's model parameters (temperature, ...), only those it set.
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class TurnState(BaseModel):
@@ -68,14 +74,22 @@ class TurnState(BaseModel):
     messages: list[ChatMessage] = Field(default_factory=list)
     pending_calls: list[ToolCall] = Field(default_factory=list)
     refused: dict[str, ToolOutput] = Field(default_factory=dict)
+    # Human approval: the tools whose calls need it, the calls of this round waiting for
+    # a decision, and outputs known before the fan-out (declined calls, calls run early).
+    approval_tools: list[str] = Field(default_factory=list)
+    awaiting: list[str] = Field(default_factory=list)
+    settled: dict[str, ToolOutput] = Field(default_factory=dict)
     sources: list[ToolOutput] = Field(default_factory=list)
     function_calls: int = 0
     usage: Usage = Field(default_factory=Usage)
     response: str | None = None
 
     def runnable_calls(self) -> list[ToolCall]:
-        """Pending calls that the budget allows to run, in call order."""
-        return [call for call in self.pending_calls if call.id not in self.refused]
+        """Pending calls that the budget allows to run and whose output is not known yet."""
+        return [
+            call for call in self.pending_calls
+            if call.id not in self.refused and call.id not in self.settled
+        ]
 
 
 def new_turn(
@@ -87,6 +101,7 @@ def new_turn(
     memory_length: int,
     created_at: float = 0.0,
     deadline_at: float | None = None,
+    approval_tools: list[str] | None = None,
 ) -> TurnState:
     """The state of a turn that is about to make its first model call."""
     return TurnState(
@@ -99,6 +114,7 @@ def new_turn(
         memory_length=memory_length,
         created_at=created_at,
         deadline_at=deadline_at,
+        approval_tools=approval_tools or [],
         messages=[ChatMessage(role="user", content=request.message)],
     )
 
@@ -134,6 +150,7 @@ def build_model_call(
     if tool_schemas:  # no tools -> neither tools nor tool_choice is sent
         call.tools = tool_schemas
         call.tool_choice = tool_choice_for(state)
+    call.options = call_options(state.request, with_tools=bool(tool_schemas))
     return call
 
 
@@ -156,6 +173,22 @@ def apply_model_reply(state: TurnState, reply: ModelReply) -> TurnState:
     new.pending_calls = list(reply.tool_calls)
     # Every call gets an output, so memory never holds a call without its result.
     new.refused = {c.id: budget_refusal(c, budget, "turn") for c in reply.tool_calls[remaining:]}
+    new.awaiting = calls_awaiting(new.runnable_calls(), new.approval_tools)
+    new.phase = "approval" if new.awaiting else "tools"
+    return new
+
+
+def apply_decisions(
+    state: TurnState, decisions: Mapping[str, Approval], early: Mapping[str, ToolOutput]
+) -> TurnState:
+    """Every awaited call is decided and the calls run early have outputs: declined calls
+    and early outputs are settled, approved calls run next (phase ``tools``).
+
+    Raises ValueError when a decision or an early output is missing."""
+    new = state.model_copy(deep=True)
+    new.version += 1
+    new.settled = settle(state.runnable_calls(), state.awaiting, decisions, early)
+    new.awaiting = []
     new.phase = "tools"
     return new
 
@@ -171,15 +204,17 @@ def apply_tool_outputs(
         raise ValueError(f"tool outputs missing for calls {missing}")
     new = state.model_copy(deep=True)
     new.version += 1
-    ordered = [by_id.get(c.id) or state.refused[c.id] for c in state.pending_calls]
+    known = {**state.refused, **state.settled}
+    ordered = [by_id.get(c.id) or known[c.id] for c in state.pending_calls]
     for output in ordered:
         new.messages.append(
             ChatMessage(role="tool", content=output.content, tool_call_id=output.tool_call_id)
         )
     new.sources.extend(ordered)
-    new.function_calls += len(runnable)
+    new.function_calls += len(runnable) + len(state.settled)
     new.pending_calls = []
     new.refused = {}
+    new.settled = {}
     only = ordered[0] if len(ordered) == 1 else None
     if only and only.tool_name in return_direct_tools and not only.is_error:
         # return_direct: the tool's output is the answer; no further model call.

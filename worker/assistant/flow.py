@@ -44,7 +44,7 @@ MAX_ROUND_RESENDS = 5
 
 def adapter_for(ctx: WorkerContext, state: RunState) -> RunAdapter:
     def schemas() -> list[dict[str, object]]:
-        return ctx.registry.schemas(state.tool_names)
+        return ctx.catalog.schemas(state.tool_names)  # live registry
 
     if state.protocol == "assistants":
         return AssistantsAdapter(ctx.model, ctx.runs, schemas)
@@ -86,6 +86,10 @@ def follow_up(ctx: WorkerContext, settings: RunSettings, state: RunState) -> Non
         return
     if state.phase == "tools":
         dispatch_tools(ctx, state)
+    elif state.phase == "approval":  # waits for people: not polled, no task held
+        from worker.approval_flow import open_run_approvals  # it imports this module
+
+        open_run_approvals(ctx, state)
     elif state.phase == "done":
         end_job(ctx, state)
     ctx.runs.unschedule_at(state)  # unless a submit already rescheduled a newer state

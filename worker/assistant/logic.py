@@ -12,10 +12,11 @@ snapshot into the next RunState, whose ``phase`` says what the tasks do next:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from producer.contracts import ToolCall, ToolOutput, Usage
+from producer.contracts import Approval, ToolCall, ToolOutput, Usage
+from worker.approval import calls_awaiting, settle
 from worker.assistant.state import POLL_BACKOFF, RunState
 from worker.tool_outputs import budget_refusal
 
@@ -115,6 +116,19 @@ def _start_tool_round(new: RunState, calls: list[ToolCall]) -> RunState:
     new.pending_calls = calls
     new.refused = {c.id: budget_refusal(c, budget, "run") for c in calls[remaining:]}
     new.tool_rounds += 1
+    new.awaiting = calls_awaiting(new.runnable_calls(), new.approval_tools)
+    new.phase = "approval" if new.awaiting else "tools"  # submitted only after decisions
+    return new
+
+
+def apply_decisions(
+    state: RunState, decisions: Mapping[str, Approval], early: Mapping[str, ToolOutput]
+) -> RunState:
+    """Every awaited call is decided: declined calls and early outputs are settled, the
+    approved calls run next (phase ``tools``). Raises ValueError if one is missing."""
+    new = state.next_version()
+    new.settled = settle(state.runnable_calls(), state.awaiting, decisions, early)
+    new.awaiting = []
     new.phase = "tools"
     return new
 
@@ -128,7 +142,8 @@ def ordered_outputs(state: RunState, outputs: Sequence[ToolOutput]) -> list[Tool
     missing = [c.id for c in state.runnable_calls() if c.id not in by_id]
     if missing:
         raise ValueError(f"tool outputs missing for calls {missing}")
-    return [by_id.get(c.id) or state.refused[c.id] for c in state.pending_calls]
+    known = {**state.refused, **state.settled}
+    return [by_id.get(c.id) or known[c.id] for c in state.pending_calls]
 
 
 def apply_submitted(
@@ -138,9 +153,10 @@ def apply_submitted(
     ``poll_interval``. A Responses follow-up has a new ``response_id``."""
     new = state.next_version()
     new.sources.extend(ordered)
-    new.function_calls += len(state.runnable_calls())
+    new.function_calls += len(state.runnable_calls()) + len(state.settled)
     new.pending_calls = []
     new.refused = {}
+    new.settled = {}
     new.phase = "polling"
     new.interval = state.request.poll_interval
     new.next_poll_at = poll_due(state, now + state.request.poll_interval)
@@ -169,4 +185,6 @@ def _fail(new: RunState, error: str) -> RunState:
     new.error = error
     new.pending_calls = []
     new.refused = {}
+    new.awaiting = []
+    new.settled = {}
     return new

@@ -23,8 +23,9 @@ from producer.contracts import (
 # starting: server-side objects are being created (ids are saved as they appear)
 # polling:  a run/response is in progress; the job is in the due set
 # tools:    the run waits for tool outputs; a tool fan-out is (being) dispatched
+# approval: some calls of the round wait for a person (worker/approval.py); not polled
 # done:     the job ended (``outcome`` says how); only finishing it remains
-RunPhase = Literal["starting", "polling", "tools", "done"]
+RunPhase = Literal["starting", "polling", "tools", "approval", "done"]
 Outcome = Literal["succeeded", "failed"]
 
 POLL_BACKOFF = 1.5
@@ -65,6 +66,10 @@ class RunState(BaseModel):
     refused_rounds: int = 0
     pending_calls: list[ToolCall] = Field(default_factory=list)
     refused: dict[str, ToolOutput] = Field(default_factory=dict)
+    # Human approval: tools that need it, calls awaiting a decision, outputs known early
+    approval_tools: list[str] = Field(default_factory=list)
+    awaiting: list[str] = Field(default_factory=list)
+    settled: dict[str, ToolOutput] = Field(default_factory=dict)
     sources: list[ToolOutput] = Field(default_factory=list)
     # Outcome
     usage: Usage = Field(default_factory=Usage)
@@ -78,8 +83,11 @@ class RunState(BaseModel):
         return self.run_id if self.protocol == "assistants" else self.response_id
 
     def runnable_calls(self) -> list[ToolCall]:
-        """Pending calls that the budget allows to run, in call order."""
-        return [call for call in self.pending_calls if call.id not in self.refused]
+        """Pending calls that the budget allows to run and whose output is not known yet."""
+        return [
+            call for call in self.pending_calls
+            if call.id not in self.refused and call.id not in self.settled
+        ]
 
     def next_version(self) -> RunState:
         """A copy with the version bumped: the start of every transition.
@@ -92,6 +100,8 @@ class RunState(BaseModel):
             "files": dict(self.files),
             "pending_calls": list(self.pending_calls),
             "refused": dict(self.refused),
+            "awaiting": list(self.awaiting),
+            "settled": dict(self.settled),
             "sources": list(self.sources),
         })
 
@@ -103,6 +113,7 @@ def new_run_state(
     model: str,
     tool_names: list[str],
     created_at: float,
+    approval_tools: list[str] | None = None,
 ) -> RunState:
     """The state of a job whose server-side objects are about to be created."""
     deadline = (
@@ -115,6 +126,7 @@ def new_run_state(
         request=request,
         model=model,
         tool_names=tool_names,
+        approval_tools=approval_tools or [],
         created_at=created_at,
         deadline_at=deadline,
         interval=request.poll_interval,

@@ -30,6 +30,7 @@ from producer.contracts import (
     describe_validation_error,
 )
 from worker.app import app
+from worker.approval_flow import tools_needing_approval
 from worker.assistant.config import RunSettings
 from worker.assistant.files import FileProblem, check_files, upload_files
 from worker.assistant.flow import (
@@ -125,8 +126,10 @@ def _create_state(
     request = message.request
     problem = None
     names: list[str] = []
+    approval_tools: list[str] = []
     try:
-        names = ctx.registry.for_request(request.tools, request.forced_tool)
+        names = ctx.catalog.for_request(request.tools, request.forced_tool)  # live registry
+        approval_tools = tools_needing_approval(ctx, request, names)
         check_files(request.files, SETTINGS.max_upload_bytes)  # before anything is created
     except (UnknownToolError, FileProblem) as exc:
         problem = str(exc)
@@ -138,7 +141,7 @@ def _create_state(
     now = time.time()
     state = new_run_state(
         job_id=message.job_id, request=request, model=model, tool_names=list(names),
-        created_at=job.created_at if job else now,
+        created_at=job.created_at if job else now, approval_tools=approval_tools,
     )
     if message.deadline_at is not None:
         state.deadline_at = message.deadline_at

@@ -20,6 +20,7 @@ from producer.contracts import (
     describe_validation_error,
 )
 from worker.app import app
+from worker.approval_flow import tools_needing_approval
 from worker.context import WorkerContext, get_context
 from worker.model_client import ModelError, backoff_seconds, complete
 from worker.orchestrate import ensure_dispatched, redispatch_fanout
@@ -84,6 +85,7 @@ def _create_turn(
     request = message.request
     try:
         names = ctx.catalog.for_request(request.tools, request.forced_tool)  # live registry
+        approval_tools = tools_needing_approval(ctx, request, names)
     except UnknownToolError as exc:
         ctx.jobs.fail(message.job_id, str(exc))
         return None, False
@@ -98,6 +100,7 @@ def _create_turn(
         memory_length=memory_length,
         created_at=job.created_at if job else now,
         deadline_at=message.deadline_at,
+        approval_tools=approval_tools,
     )
     if not ctx.turns.create(state):  # a redelivered copy created it first
         return ctx.turns.load(message.job_id), False
@@ -146,7 +149,7 @@ def model_step(
                 return "failed"
         state, fresh = _record_reply(ctx, state, reply)
     ended_here = state.step == step and state.phase == "done"  # a return_direct tool
-    if ended_here or (state.step == step + 1 and state.phase in ("tools", "done")):
+    if ended_here or (state.step == step + 1 and state.phase in ("tools", "approval", "done")):
         ensure_dispatched(ctx, state, fresh=fresh)
     log_step(job_id, state.session_id, f"model:{step}", self.name, started)
     return state.phase

@@ -7,17 +7,41 @@ import inspect
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
 
-from producer.contracts import TOOL_NAME_PATTERN
+from producer.contracts import DEFAULT_TOOL_QUEUE, TOOL_NAME_PATTERN, TOOL_QUEUE_PATTERN
 from worker.tools.schema import build_arguments
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _TOOL_NAME_RE = re.compile(TOOL_NAME_PATTERN)
+_QUEUE_RE = re.compile(TOOL_QUEUE_PATTERN)
+# The queue of tools declared without one while a module is imported (set by the loader
+# for ``AGENT_TOOL_MODULES="module=queue"``).
+_module_queue: list[str] = []
+
+
+def module_queue() -> str:
+    return _module_queue[-1] if _module_queue else DEFAULT_TOOL_QUEUE
+
+
+@contextmanager
+def queue_for_module(queue: str | None) -> Iterator[None]:
+    """Tools registered inside this block without a queue of their own get ``queue``."""
+    if queue is None:
+        yield
+        return
+    if not _QUEUE_RE.match(queue):
+        raise ValueError(f"invalid queue name {queue!r}")
+    _module_queue.append(queue)
+    try:
+        yield
+    finally:
+        _module_queue.pop()
 
 
 class UnknownToolError(LookupError):
@@ -38,6 +62,10 @@ class Tool:
     return_direct: bool = False
     # False for tools with side effects that must not be repeated when a job is redelivered.
     idempotent: bool = True
+    # True: every call waits for a person's decision before it runs (worker/approval.py).
+    requires_approval: bool = False
+    # The queue whose workers run the tool's calls (producer.contracts.DEFAULT_TOOL_QUEUE).
+    queue: str = DEFAULT_TOOL_QUEUE
 
     @classmethod
     def from_function(
@@ -48,6 +76,8 @@ class Tool:
         description: str | None = None,
         return_direct: bool = False,
         idempotent: bool = True,
+        queue: str | None = None,
+        requires_approval: bool = False,
     ) -> Tool:
         """Build a Tool from a typed function; raises TypeError/ValueError if it cannot be one."""
         if not callable(func):
@@ -58,6 +88,9 @@ class Tool:
                 f"invalid tool name {tool_name!r}: must match {TOOL_NAME_PATTERN} "
                 "(pass name=... to the decorator)"
             )
+        queue = queue or module_queue()
+        if not _QUEUE_RE.match(queue):
+            raise ValueError(f"tool {tool_name!r}: invalid queue name {queue!r}")
         spec = build_arguments(func, tool_name)
         return cls(
             name=tool_name,
@@ -68,6 +101,8 @@ class Tool:
             arg_fields=spec.fields,
             return_direct=return_direct,
             idempotent=idempotent,
+            queue=queue,
+            requires_approval=requires_approval,
         )
 
     @property
@@ -192,6 +227,8 @@ def tool(
     description: str | None = None,
     return_direct: bool = False,
     idempotent: bool = True,
+    queue: str | None = None,
+    requires_approval: bool = False,
     registry: ToolRegistry | None = None,
 ) -> Callable[[F], F]: ...
 
@@ -204,11 +241,16 @@ def tool(
     description: str | None = None,
     return_direct: bool = False,
     idempotent: bool = True,
+    queue: str | None = None,
+    requires_approval: bool = False,
     registry: ToolRegistry | None = None,
 ) -> Any:
     """Register a function as a tool; usable as ``@tool`` or ``@tool(...)``.
 
     The function is returned unchanged, so Python code can still call it directly.
+    ``queue``: only workers consuming that queue serve the tool (default: the module's
+    queue from ``AGENT_TOOL_MODULES="module=queue"``, else ``tools``).
+    ``requires_approval``: each call waits for a person's decision before it runs.
     """
     target = default_registry if registry is None else registry
 
@@ -220,6 +262,8 @@ def tool(
                 description=description,
                 return_direct=return_direct,
                 idempotent=idempotent,
+                queue=queue,
+                requires_approval=requires_approval,
             )
         )
         return f
