@@ -86,6 +86,48 @@ def send_start(celery: Celery, job_id: str, session_id: str, message: dict[str, 
     )
 
 
+ADMIT_SCRIPT = _ADMIT_SCRIPT  # also run by producer/async_client.py on redis.asyncio
+
+
+def admit_call(
+    job_id: str, session_id: str, record_json: str, event_json: str,
+    message: dict[str, Any], events_max_len: int, deadline_at: float | None,
+) -> tuple[list[str], list[str | int | float], SweepSlot | None]:
+    """The keys and arguments of the admit script, and the job's deadline sweep slot."""
+    slot = SweepSlot.for_deadline(deadline_at) if deadline_at is not None else None
+    script_keys = [
+        keys.session_jobs(session_id),
+        keys.job(job_id),
+        keys.job_events(job_id),
+        keys.job_message(job_id),
+        keys.dispatched(job_id, START_TRANSITION),
+        keys.deadlines(),
+        slot.marker if slot else keys.deadline_sweep(0),
+    ]
+    args: list[str | int | float] = [
+        job_id, record_json, event_json, events_max_len, keys.job_ttl_seconds(),
+        json.dumps(message),
+        repr(deadline_at) if deadline_at is not None else "",
+        deadline_member(job_id, session_id),
+        slot.marker_ttl if slot else 0,
+    ]
+    return script_keys, args, slot
+
+
+def after_admit(
+    celery: Celery, job_id: str, session_id: str, message: dict[str, Any],
+    position: Any, sweep: Any, slot: SweepSlot | None,
+) -> bool:
+    """Send what the admit script said is due: the deadline sweep, the start (if the job
+    heads its session); True when the job was started at once."""
+    if sweep and slot is not None:
+        send_sweep(celery, slot)
+    if int(position) == 1:
+        send_start(celery, job_id, session_id, message)
+        return True
+    return False
+
+
 class SessionOrder:
     """Admits jobs to their session's line and starts each when its turn comes."""
 
@@ -104,31 +146,11 @@ class SessionOrder:
 
         One round trip: record, ``queued`` event, start message, the line, the deadline.
         """
-        slot = SweepSlot.for_deadline(deadline_at) if deadline_at is not None else None
-        position, sweep = self._admit(
-            keys=[
-                keys.session_jobs(session_id),
-                keys.job(job_id),
-                keys.job_events(job_id),
-                keys.job_message(job_id),
-                keys.dispatched(job_id, START_TRANSITION),
-                keys.deadlines(),
-                slot.marker if slot else keys.deadline_sweep(0),
-            ],
-            args=[
-                job_id, record_json, event_json, events_max_len, keys.job_ttl_seconds(),
-                json.dumps(message),
-                repr(deadline_at) if deadline_at is not None else "",
-                deadline_member(job_id, session_id),
-                slot.marker_ttl if slot else 0,
-            ],
+        script_keys, args, slot = admit_call(
+            job_id, session_id, record_json, event_json, message, events_max_len, deadline_at
         )
-        if sweep and slot is not None:
-            send_sweep(self.celery, slot)
-        if int(position) == 1:
-            send_start(self.celery, job_id, session_id, message)
-            return True
-        return False
+        position, sweep = self._admit(keys=script_keys, args=args)
+        return after_admit(self.celery, job_id, session_id, message, position, sweep, slot)
 
     def start_now(self, job_id: str, session_id: str, message: dict[str, Any]) -> None:
         """Send the start of a job that is at the head of its session, and mark it sent."""
