@@ -12,20 +12,28 @@ from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import redis
+from celery import Celery
 
 from producer import keys
 from producer.contracts import ChatMessage, EventKind, JobEvent, JobResult, JobStatus
 from producer.deadlines import member as deadline_member
+from producer.webhook_dispatch import send_webhook
 
 EVENTS_MAX_LEN = 1000
 FOLLOW_SLICE_MS = 2000
 
-# KEYS: final marker, job record, events, session messages, deadlines
+# KEYS: final marker, job record, events, session messages, deadlines, webhook url,
+#       webhook sent marker
 # ARGV: job ttl, record json, event json, events maxlen, session ttl, deadlines member,
 #       messages json...
+# Returns 1 when this call ended the job, plus 2 when its webhook is still to be sent.
 _FINISH_SCRIPT = """
+local hook = 0
+if redis.call('EXISTS', KEYS[6]) == 1 and redis.call('EXISTS', KEYS[7]) == 0 then
+  hook = 2
+end
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) == false then
-  return 0
+  return hook
 end
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'event', ARGV[3])
@@ -39,7 +47,7 @@ if #ARGV > 6 then
     redis.call('EXPIRE', KEYS[4], ARGV[5])
   end
 end
-return 1
+return 1 + hook
 """
 
 
@@ -84,6 +92,7 @@ class JobStore:
     def __init__(self, client: redis.Redis, on_finished: OnFinished | None = None) -> None:
         self.redis = client
         self.on_finished = on_finished
+        self.celery: Celery | None = None  # sends webhook deliveries; None: current app
         self._finish = client.register_script(_FINISH_SCRIPT)
         self._mark_running = client.register_script(_MARK_RUNNING_SCRIPT)
 
@@ -189,11 +198,15 @@ class JobStore:
                 keys.job_events(job.job_id),
                 keys.session_messages(job.session_id),
                 keys.deadlines(),
+                keys.job_webhook(job.job_id),
+                keys.webhook_sent(job.job_id),
             ],
             args=args,
         )
         self.released(job.job_id, job.session_id)
-        return bool(done)
+        if int(done) & 2:  # the job has a webhook_url and its delivery is not sent yet
+            send_webhook(self.celery, self.redis, job.job_id)
+        return bool(int(done) & 1)
 
     def released(self, job_id: str, session_id: str) -> None:
         """Let the session's next job start; call whenever a job is found ended."""
