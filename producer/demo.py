@@ -2,7 +2,8 @@
 
 Starts redis-server, the OpenAI simulator, one worker per queue, submits a few chat
 requests and two assistant-mode runs (one per protocol) through the producer client,
-shows their progress live, prints the answers and stops everything it started.
+shows their progress live, prints the answers and stops everything it started (also on
+Ctrl-C, SIGTERM or SIGHUP; if it is killed outright, the kernel stops its children).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from producer.client import AgentClient
 from producer.contracts import JobResult, JobStatus
 from producer.devstack import DevStack
 from producer.progress import describe_event, describe_result
+from producer.stop_signals import StopRequested, stop_on_signals
 
 FIRST_ROUND: list[tuple[str, dict[str, Any]]] = [
     ("plain answer", {"session_id": "demo-plain", "message": "Hello! What can you do?",
@@ -56,7 +58,8 @@ def run_round(client: AgentClient, requests: list[tuple[str, dict[str, Any]]]) -
         for event in client.events(job_id, timeout=60):
             say(f"[{label}] {describe_event(event)}")
 
-    threads = [threading.Thread(target=follow, args=job) for job in jobs]
+    # Daemons: a demo stopped by a signal must not wait for followers of a gone Redis.
+    threads = [threading.Thread(target=follow, args=job, daemon=True) for job in jobs]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -65,6 +68,18 @@ def run_round(client: AgentClient, requests: list[tuple[str, dict[str, Any]]]) -
 
 
 def run_demo(keep_logs: bool = False) -> int:
+    """Run the demo; 0 when every request succeeded. Ctrl-C, SIGTERM and SIGHUP stop it
+    and everything it started (1)."""
+    with stop_on_signals():
+        try:
+            return _run_demo(keep_logs)
+        except (KeyboardInterrupt, StopRequested) as stop:
+            name = stop.name if isinstance(stop, StopRequested) else "interrupted"
+            say(f"\n{name}: the demo and everything it started are stopped")
+            return 1
+
+
+def _run_demo(keep_logs: bool) -> int:
     started = time.time()
     with DevStack(keep_run_dir=keep_logs) as stack:
         say("starting redis-server, the OpenAI simulator and two workers ...")

@@ -4,11 +4,25 @@ Standard library only. A :class:`ManagedProcess` runs in its own process group
 (``start_new_session=True``) so that stopping it also reaches the children it forked
 (Celery's pool processes), and so that a Ctrl-C in our terminal does not reach it
 before we decide to stop it.
+
+Its own session also means nothing reaches it when *we* die: a SIGKILL, an OOM kill or
+a SIGTERM that nobody handles ends only us, and the children lived on under PID 1,
+holding their ports. So on Linux each child asks the kernel, before it execs, for a
+SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``). That is exact and costs
+no process, unlike a watchdog, which could itself be killed. Two details:
+
+- the kernel means the parent *thread*: a child started from a thread that then ends
+  would be killed at once, so children are started from the main thread or from one
+  long-lived spawner thread (a test restarts Redis from a ``threading.Timer``);
+- a Celery worker's pool processes are the worker's children, not ours: billiard
+  gives them the same death signal towards the worker (celery/concurrency/prefork.py).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import queue
 import re
 import signal
 import socket
@@ -16,13 +30,78 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 __all__ = ["ManagedProcess", "ProcessExitedError", "free_port"]
 
 _POLL_S = 0.05
 _STDOUT_LOCK = threading.Lock()
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _death_signal_setup() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel SIGKILL the child when we die (Linux only).
+
+    Runs in the forked child: only async-signal-safe work (one prctl, one getppid).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def in_child() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # we died between fork and prctl: no signal will come
+            os._exit(1)
+
+    return in_child
+
+
+class _Spawner:
+    """One daemon thread that lives as long as the process and starts the children of
+    other threads, so that a child's death signal is tied to a thread that does not end."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:  # a forked copy of us has no spawner thread
+        self._thread = None
+        self._jobs = queue.SimpleQueue()
+        self._lock = threading.Lock()
+
+    def run(self, fn: Callable[[], Any]) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            return fn()
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="devstack-spawner",
+                                                daemon=True)
+                self._thread.start()
+        done: Future[Any] = Future()
+        self._jobs.put((fn, done))
+        return done.result()
+
+    def _loop(self) -> None:
+        while True:
+            fn, done = self._jobs.get()
+            try:
+                done.set_result(fn())
+            except BaseException as exc:  # handed to the caller
+                done.set_exception(exc)
+
+
+_SPAWNER = _Spawner()
 
 
 def free_port() -> int:
@@ -78,7 +157,7 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.log_start = log.tell()
-            self._popen = subprocess.Popen(
+            self._popen = _SPAWNER.run(lambda: subprocess.Popen(
                 self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -86,7 +165,8 @@ class ManagedProcess:
                 env={**os.environ, **self.env},
                 cwd=self.cwd,
                 start_new_session=True,
-            )
+                preexec_fn=_death_signal_setup(),  # dies with us; see the module's doc
+            ))
         if self.echo_prefix is not None:
             self._echo_thread = threading.Thread(
                 target=self._echo_loop, name=f"echo-{self.name}", daemon=True

@@ -24,9 +24,10 @@ def add_ops_commands(commands: Any) -> None:
     dev = commands.add_parser(
         "dev", help="run the whole stack locally: redis, simulator, workers, Flower, gateway"
     )
-    dev.add_argument("--redis-port", type=int, help="default: a free port")
-    dev.add_argument("--gateway-port", type=int, default=8000)
-    dev.add_argument("--flower-port", type=int, default=5555)
+    dev.add_argument("--redis-port", type=int,
+                     help="default: 6379 when it is free, else any free port")
+    dev.add_argument("--gateway-port", type=int, default=8000, help="default: %(default)s")
+    dev.add_argument("--flower-port", type=int, default=5555, help="default: %(default)s")
     dev.add_argument("--agents-concurrency", type=int, default=AGENTS_WORKER.concurrency,
                      help=f"threads of the agents worker (default {AGENTS_WORKER.concurrency})")
     dev.add_argument("--tools-concurrency", type=int, default=TOOLS_WORKER.concurrency,
@@ -59,7 +60,9 @@ def run_ops_command(args: argparse.Namespace) -> int:
             tools_concurrency=args.tools_concurrency, simulator=simulator, run_dir=args.run_dir,
         )
     from producer.client import AgentClient
+    from producer.reachability import require_redis
     from producer.watch import watch
 
     with AgentClient(args.redis_url) as client:
+        require_redis(client.jobs.redis, args.redis_url or str(client.celery.conf.broker_url))
         return watch(client, args.job_id, timeout=args.timeout)

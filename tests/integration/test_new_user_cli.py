@@ -56,7 +56,8 @@ def test_no_redis_fails_fast_with_one_line_and_its_own_exit_code() -> None:
     assert "Traceback" not in done.stderr
     assert url.replace("hunter2-secret", "***") in lines[0] and "REDIS_URL" in lines[0]
     assert "hunter2-secret" not in done.stderr + done.stdout
-    for args in (("status", UNKNOWN_JOB), ("history", "s1"), ("cancel", UNKNOWN_JOB)):
+    for args in (("status", UNKNOWN_JOB), ("history", "s1"), ("cancel", UNKNOWN_JOB),
+                 ("watch", UNKNOWN_JOB)):
         other = cli_without_redis(url, *args)
         assert other.returncode == EXIT_NO_REDIS and len(other.stderr.splitlines()) == 1
 
