@@ -20,6 +20,10 @@ from producer.client import AgentClient
 from producer.devstack import DevStack
 
 API_KEY = "sk-test-integration-" + uuid.uuid4().hex  # must never show up in Redis or logs
+WEBHOOK_SECRET = "whsec-test-" + uuid.uuid4().hex  # signs webhooks; the same rule holds
+# Webhook receivers of the tests listen on 127.0.0.2; "localhost" is listed but resolves to
+# an unlisted internal address, so the workers refuse it (tests/integration/test_webhooks.py).
+WEBHOOK_HOSTS = "127.0.0.2,localhost"
 OUTPUT_DIR = Path(__file__).resolve().parents[2] / "test-output"
 
 
@@ -75,6 +79,10 @@ def stack() -> Iterator[DevStack]:
             "OPENAI_API_KEY": API_KEY,
             "AGENT_TOOL_MODULES": "tests.tool_fixtures",
             "AGENT_MODEL": "gpt-4o-mini",
+            "AGENT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "AGENT_WEBHOOK_ALLOWED_HOSTS": WEBHOOK_HOSTS,
+            "AGENT_WEBHOOK_MAX_ATTEMPTS": "3",
+            "AGENT_WEBHOOK_BACKOFF": "0.5",
         })
         dev.start_redis()
         dev.start_simulator(latency_ms=0)

@@ -9,7 +9,15 @@ import redis
 
 from producer.client import AgentClient
 from producer.devstack import DevStack
-from tests.integration.conftest import API_KEY, OUTPUT_DIR, Simulator, tool_call
+from tests.integration.conftest import (
+    API_KEY,
+    OUTPUT_DIR,
+    WEBHOOK_HOSTS,
+    WEBHOOK_SECRET,
+    Simulator,
+    tool_call,
+)
+from tests.integration.webhook_receiver import Receiver, verify
 
 pytestmark = pytest.mark.integration
 
@@ -52,6 +60,30 @@ def test_api_key_never_reaches_redis_or_logs(
         assert API_KEY not in proc.log_text(), f"API key found in the {proc.name} log"
 
 
+def test_webhook_secret_never_reaches_redis_logs_or_the_receiver(
+    stack: DevStack, client: AgentClient, sim: Simulator, model: str, session: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """AGENT_WEBHOOK_SECRET lives in the workers' environment: a signed delivery (and a
+    retried one) leaves it in no Redis value, no log and no request the receiver got."""
+    monkeypatch.setenv("AGENT_WEBHOOK_ALLOWED_HOSTS", WEBHOOK_HOSTS)
+    sim.script(model, {"content": "ok"})
+    with Receiver(statuses=(500, 200)) as receiver:
+        client.run({"session_id": session, "message": "a", "model": model,
+                    "webhook_url": receiver.url + "/h"}, 30)
+        hooks = receiver.wait_for(2)
+    assert all(verify(WEBHOOK_SECRET, hook) for hook in hooks)  # it was used
+    needle = WEBHOOK_SECRET.encode()
+    for hook in hooks:
+        assert needle not in hook.body and WEBHOOK_SECRET not in str(hook.headers)
+    assert stack.redis_url
+    r = redis.Redis.from_url(stack.redis_url)
+    for key in r.scan_iter("*"):
+        assert not any(needle in value for value in stored_values(r, key)), key
+    for proc in stack.processes:
+        assert WEBHOOK_SECRET not in proc.log_text(), f"secret found in the {proc.name} log"
+
+
 def test_api_key_never_reaches_any_file_of_this_run(stack: DevStack) -> None:
     """Runs after every other integration test (see conftest): the logs of every stack
     this run started (shared, worker-kill, Redis-restart, TLS) and the data those stacks'
@@ -61,4 +93,7 @@ def test_api_key_never_reaches_any_file_of_this_run(stack: DevStack) -> None:
     assert any(f.name == "agents.log" for f in files), "the scan must see the worker logs"
     needle = API_KEY.encode()
     for path in files:
-        assert needle not in path.read_bytes(), f"API key found in {path}"
+        data = path.read_bytes()
+        assert needle not in data, f"API key found in {path}"
+        assert WEBHOOK_SECRET.encode() not in data, f"webhook secret found in {path}"
+

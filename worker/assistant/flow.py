@@ -182,6 +182,7 @@ def end_job(ctx: WorkerContext, state: RunState) -> None:
         created_at=current.created_at if current else state.created_at,
         updated_at=now,
         deadline_at=current.deadline_at if current else state.deadline_at,
+        metadata=current.metadata if current else None,  # the request's, kept to the end
         assistant_id=state.assistant_id,
         thread_id=state.thread_id,
         run_id=state.run_id,
