@@ -12,40 +12,24 @@ from functools import lru_cache
 
 from producer.contracts import ChatMessage
 from worker.content_tokens import content_tokens
+from worker.context_windows import BUILTIN_CONTEXT_WINDOWS, HISTORY_SHARE, window_for
 
 # Per-message overhead of the chat format (role and separators), as OpenAI documents it.
 MESSAGE_OVERHEAD_TOKENS = 3
 
-# Context windows of well-known models; a dated variant matches its family by prefix.
-CONTEXT_WINDOWS: dict[str, int] = {
-    "gpt-3.5-turbo": 16_385,
-    "gpt-4": 8_192,
-    "gpt-4-32k": 32_768,
-    "gpt-4-turbo": 128_000,
-    "gpt-4o": 128_000,
-    "gpt-4o-mini": 128_000,
-    "gpt-4.1": 1_047_576,
-    "gpt-4.1-mini": 1_047_576,
-    "gpt-4.1-nano": 1_047_576,
-    "gpt-5": 400_000,
-    "o1": 200_000,
-    "o3": 200_000,
-    "o3-mini": 200_000,
-    "o4-mini": 200_000,
-}
-UNKNOWN_MODEL_TOKEN_LIMIT = 3000
+# Context windows now live in worker.context_windows (settings, per-model overrides).
+CONTEXT_WINDOWS = BUILTIN_CONTEXT_WINDOWS
 
 
-def context_window(model: str) -> int | None:
-    """The context window of ``model``, matching the longest known family prefix."""
-    best = max((name for name in CONTEXT_WINDOWS if model.startswith(name)), key=len, default="")
-    return CONTEXT_WINDOWS.get(best)
+def context_window(model: str) -> int:
+    """The context window assumed for ``model`` (see :mod:`worker.context_windows`)."""
+    return window_for(model)
 
 
 def default_token_limit(model: str) -> int:
-    """75% of the model's context window; 3000 for a model we do not know."""
-    window = context_window(model)
-    return int(window * 0.75) if window else UNKNOWN_MODEL_TOKEN_LIMIT
+    """75% of the model's context window (``AGENT_CONTEXT_WINDOW`` for an unknown model,
+    4000 by default, so 3000; ``AGENT_CONTEXT_WINDOWS`` per model)."""
+    return int(window_for(model) * HISTORY_SHARE)
 
 
 TextCounter = Callable[[str], int]
