@@ -6,11 +6,13 @@ ends up showing exactly the job's final text. Memory holds the turn once.
 
 Two crashes: the whole worker of the shipped threads pool (its task comes back after the
 visibility timeout, here a few seconds, and a fresh worker takes it), and a prefork pool
-child (requeued at once by its master).
+child (requeued at once by its master). And a Redis restart in the middle of a stream:
+the worker, a sync and an async reader all carry on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -18,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from producer.client import AgentClient, StreamReset
+from producer.client import AgentClient, AsyncAgentClient, StreamReset
 from producer.contracts import JobStatus
 from producer.devstack import DevStack
 from tests.integration.conftest import Simulator
@@ -40,7 +42,7 @@ SECOND = "The second attempt: the words a reader keeps, " + "streamed again, " *
 def kstack() -> Iterator[DevStack]:
     with new_stack("stack-stream-kill",
                    {"AGENT_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)}) as stack:
-        stack.start_redis()
+        stack.start_redis(appendonly=True)  # the restart test keeps the streams
         stack.start_simulator()
         stack.start_worker(["tools"], 2, "tools")
         yield stack
@@ -98,6 +100,49 @@ def test_kill_mid_stream_resets_the_step_and_shows_the_final_text(
         assert len(sim.requests(model)) == 2
         assert [(m.role, m.content) for m in client.history(session)] == [
             ("user", "hi"), ("assistant", SECOND)]
+        for proc in kstack.processes:
+            if proc.name.startswith("agents") and proc.alive:
+                proc.stop()
+
+
+def test_redis_restart_mid_stream_loses_no_text(
+    kstack: DevStack, model: str, session: str
+) -> None:
+    assert kstack.simulator_url
+    sim = Simulator(kstack.simulator_url)
+    sim.script(model, {"content": SECOND})
+    sim._call("POST", "/_sim/stream", {"model": model, "chunks": 120, "chunk_delay_ms": 25})
+    kstack.start_worker(["agents"], 50, "agents-restart", pool="threads")
+    with AgentClient(kstack.redis_url) as client:
+        job_id = client.submit({"session_id": session, "message": "hi", "model": model,
+                                "stream": True, "tools": []})
+        sync_pieces: list[str] = []
+        async_pieces: list[str] = []
+
+        def sync_reader() -> None:
+            sync_pieces.extend(str(p) for p in client.stream(job_id, timeout=60))
+
+        def async_reader() -> None:
+            async def main() -> None:
+                async with AsyncAgentClient(kstack.redis_url) as aclient:
+                    async for piece in aclient.stream(job_id, timeout=60):
+                        async_pieces.append(str(piece))
+            asyncio.run(main())
+
+        readers = [threading.Thread(target=f, daemon=True) for f in (sync_reader, async_reader)]
+        for reader in readers:
+            reader.start()
+        wait_for(lambda: sum(e.kind == "delta" for _, e in client.jobs.read_events(job_id))
+                 >= 3, 20, "the stream to be under way")
+        kstack.restart_redis()
+        result = wait_job(client, job_id, 60)
+        for reader in readers:
+            reader.join(30)
+            assert not reader.is_alive()
+        assert result.status == JobStatus.SUCCEEDED, result.error
+        assert result.response == SECOND
+        assert "".join(sync_pieces) == SECOND
+        assert "".join(async_pieces) == SECOND
         for proc in kstack.processes:
             if proc.name.startswith("agents") and proc.alive:
                 proc.stop()
