@@ -7,8 +7,8 @@ under ``AGENT_GATEWAY_TOKEN_NAME``, default ``gateway``) or a named approver tok
 the event is the token's name; never anything from the request body or the model.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: FastAPI must see the dependency annotations
+# of the routes below, which name local functions, as objects.
 import os
 import secrets
 from typing import Annotated, Any
@@ -59,7 +59,7 @@ def approvals_router(client: AgentClient, main_token: str | None) -> APIRouter:
         401: {"model": ErrorBody, "description": "missing or wrong bearer token"},
         404: {"model": ErrorBody, "description": "unknown job, or no such call waiting"},
     }
-    router = APIRouter(prefix="/v1", responses=errors if tokens else {})
+    router = APIRouter(prefix="/v1", responses=errors if tokens else {404: errors[404]})
 
     @router.get("/jobs/{job_id}/approvals", response_model=list[Approval],
                 responses={404: errors[404]},
@@ -71,8 +71,11 @@ def approvals_router(client: AgentClient, main_token: str | None) -> APIRouter:
 
     @router.post(
         "/jobs/{job_id}/approvals", response_model=Approval,
-        responses={409: {"model": ErrorBody,
-                         "description": "the call was decided already, or the job ended"}},
+        responses={
+            400: {"model": ErrorBody, "description": "the body is not parseable JSON"},
+            409: {"model": ErrorBody,
+                  "description": "the call was decided already, or the job ended"},
+        },
         summary="Approve or decline a tool call that waits for approval",
     )
     def decide(

@@ -110,10 +110,12 @@ def _start_waiting(
     ctx: WorkerContext, job_id: str, early: list[ToolCall], allowed: list[str],
     undecided: int, errback: Signature,
 ) -> None:
-    """Run the calls that need no decision now (their callback is the resume)."""
-    if early:
-        fan_out(job_id, early, allowed, _resume_signature(job_id), errback)
-    elif undecided == 0:  # decided already (a redelivery, or the stall sweep): go on
+    """Run the calls that need no decision now (their callback is the resume). Opened
+    again (a redelivery, the stall sweep), only calls without a stored output run."""
+    missing = [c for c in early if ctx.turns.cached_tool_output(job_id, c.id) is None]
+    if missing:
+        fan_out(job_id, missing, allowed, _resume_signature(job_id), errback)
+    elif undecided == 0:  # decided already: go on
         _resume_signature(job_id).apply_async()
 
 
