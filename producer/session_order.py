@@ -24,6 +24,7 @@ from producer import keys
 from producer.contracts import TASK_START_TURN
 from producer.deadlines import SweepSlot, send_sweep
 from producer.deadlines import member as deadline_member
+from producer.delivery import PRIORITY_NEW_TURN
 
 logger = logging.getLogger("celery_agents")
 
@@ -76,11 +77,14 @@ return head
 
 
 def send_start(celery: Celery, job_id: str, session_id: str, message: dict[str, Any]) -> None:
-    """Enqueue the job's ``agents.turn.start`` task by name."""
+    """Enqueue the job's ``agents.turn.start`` task by name, behind every turn in progress
+    (the lowest priority): under overload the turns already running finish at their own
+    pace, and a new turn waits only for a free slot."""
     celery.send_task(
         TASK_START_TURN,
         kwargs={"message": message},
         task_id=f"{job_id}-start",
+        priority=PRIORITY_NEW_TURN,
         kwargsrepr=f"job={job_id} session={session_id}",
         ignore_result=True,  # progress is read from the job's events, not Celery results
     )

@@ -35,7 +35,7 @@ def ensure_dispatched(ctx: WorkerContext, state: TurnState, fresh: bool = False)
     if state.phase == "done":
         finish_turn(ctx, state)  # idempotent by itself
         return
-    transition = f"v{state.version}"
+    transition = transition_of(state)
     if not fresh and ctx.turns.was_dispatched(state.job_id, transition):
         return
     if state.phase == "model":
@@ -47,6 +47,11 @@ def ensure_dispatched(ctx: WorkerContext, state: TurnState, fresh: bool = False)
     else:
         enqueue_tool_fanout(state)
     ctx.turns.mark_dispatched(state.job_id, transition)
+
+
+def transition_of(state: TurnState) -> str:
+    """The name a saved state's follow-up is marked dispatched under."""
+    return f"v{state.version}"
 
 
 def enqueue_model_step(job_id: str, step: int) -> None:
@@ -114,7 +119,7 @@ def redispatch_fanout(ctx: WorkerContext, job_id: str, version: int | None) -> b
         return True  # nothing left to do
     if state.phase != "tools" or (version is not None and state.version != version):
         return True  # the round completed after all, or this is an older round's errback
-    if ctx.turns.count_resend(job_id, f"v{state.version}") > MAX_FANOUT_RESENDS:
+    if ctx.turns.count_resend(job_id, transition_of(state)) > MAX_FANOUT_RESENDS:
         return False
     enqueue_tool_fanout(state)
     return True

@@ -23,7 +23,7 @@ from worker.app import app
 from worker.approval_flow import tools_needing_approval
 from worker.context import WorkerContext, get_context
 from worker.model_client import ModelError, backoff_seconds, complete
-from worker.orchestrate import ensure_dispatched, redispatch_fanout
+from worker.orchestrate import ensure_dispatched, redispatch_fanout, transition_of
 from worker.stream_step import settle, stream_reply
 from worker.tasks.base import (
     InvalidTaskMessage,
@@ -73,6 +73,13 @@ def start_turn(self: Task, *args: Any, **kwargs: Any) -> str:
         state, fresh = _create_turn(ctx, message, job, memory_length)
         if state is None:
             return "failed"
+    if state.phase == "model" and state.step == 0 and (
+        fresh or not ctx.turns.was_dispatched(job_id, transition_of(state))
+    ):
+        # The first model call runs in this task: one queue hop less per turn, and a new
+        # turn's first step waits only for a free slot (starts have the lowest priority).
+        reply = None if fresh else ctx.turns.cached_reply(job_id, 0)
+        return _advance(self, ctx, state, step=0, reply=reply, fresh=fresh, started=started)
     ensure_dispatched(ctx, state, fresh=fresh)
     log_step(job_id, state.session_id, "start", self.name, started)
     return "started"
@@ -142,16 +149,24 @@ def model_step(
         if isinstance(tool_outputs, dict):  # a single call arrives through a plain link
             tool_outputs = [tool_outputs]
         state, fresh = _record_tool_outputs(ctx, state, tool_outputs)
+    return _advance(self, ctx, state, step=step, reply=reply, fresh=fresh, started=started)
+
+
+def _advance(
+    task: Task, ctx: WorkerContext, state: TurnState, *, step: int, reply: ModelReply | None,
+    fresh: bool, started: float,
+) -> str:
+    """Model call ``step`` (unless its reply is stored already), then what follows it."""
     if state.step == step and state.phase == "model":
         if reply is None:
-            reply = _call_model(self, ctx, state)
+            reply = _call_model(task, ctx, state)
             if reply is None:
                 return "failed"
         state, fresh = _record_reply(ctx, state, reply)
     ended_here = state.step == step and state.phase == "done"  # a return_direct tool
     if ended_here or (state.step == step + 1 and state.phase in ("tools", "approval", "done")):
         ensure_dispatched(ctx, state, fresh=fresh)
-    log_step(job_id, state.session_id, f"model:{step}", self.name, started)
+    log_step(state.job_id, state.session_id, f"model:{step}", task.name, started)
     return state.phase
 
 
