@@ -279,12 +279,15 @@ def test_validation_errors(client: openai.OpenAI, kwargs: dict[str, Any], fragme
     assert raised.value.body["type"] == "invalid_request_error"
 
 
-def test_stream_rejected(server: SimulatorServer) -> None:
+@pytest.mark.parametrize(  # stream=true itself streams (tests/unit/test_streaming_pieces.py)
+    "fields", [{"stream": "yes"}, {"stream_options": {"include_usage": True}}]
+)
+def test_bad_stream_fields_rejected(server: SimulatorServer, fields: dict[str, Any]) -> None:
     status, body = call(
         server,
         "POST",
         "/v1/chat/completions",
-        {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+        {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], **fields},
         {"Authorization": f"Bearer {API_KEY}"},
     )
     assert status == 400
