@@ -17,8 +17,10 @@ COPY simulator ./simulator
 RUN pip install ".[worker,gateway]" "flower>=2.2,<3"
 
 COPY docker ./docker
+# /opt/agent-tools is on the workers' PYTHONPATH (docker-compose.yml): compose mounts
+# AGENT_TOOLS_DIR there; to bake tool modules into an image instead, COPY them there.
 RUN useradd --create-home --uid 10001 agents \
-    && mkdir -p /data \
+    && mkdir -p /data /opt/agent-tools \
     && chown agents /data
 USER agents
 

@@ -92,6 +92,30 @@ def test_compose_file_has_the_operational_properties() -> None:
     assert "OPENAI_API_KEY" not in services["flower"]["environment"]
 
 
+def test_compose_passes_the_model_settings_and_mounts_tool_modules() -> None:
+    """The workers get OPENAI_BASE_URL and the other model settings, and the operator's
+    tool directory on PYTHONPATH with AGENT_TOOL_MODULES (both workers alike)."""
+    services = resolved(
+        OPENAI_BASE_URL="http://llm.internal:8000/v1", AGENT_MODEL="qwen2.5",
+        AGENT_CONTEXT_WINDOWS="qwen2.5=32768", AGENT_MODEL_TIMEOUT="120",
+        AGENT_TOOL_MODULES="mytools", AGENT_TOOLS_DIR="/srv/agent-tools",
+    )["services"]
+    for name in ("worker", "tools-worker"):
+        env = services[name]["environment"]
+        assert env["OPENAI_BASE_URL"] == "http://llm.internal:8000/v1"
+        assert env["AGENT_MODEL"] == "qwen2.5" and env["AGENT_MODEL_TIMEOUT"] == "120"
+        assert env["AGENT_CONTEXT_WINDOWS"] == "qwen2.5=32768"
+        assert env["AGENT_TOOL_MODULES"] == "mytools"
+        mounts = {v["target"]: v for v in services[name]["volumes"]}
+        assert mounts["/opt/agent-tools"]["source"] == "/srv/agent-tools"
+        assert mounts["/opt/agent-tools"]["read_only"] is True
+        assert "/opt/agent-tools" in env["PYTHONPATH"].split(":")
+    assert services["gateway"]["environment"]["AGENT_MODEL"] == "qwen2.5"
+    # Unset, they stay empty (the entrypoint then unsets them: the client would take "")
+    env = resolved()["services"]["worker"]["environment"]
+    assert env["OPENAI_BASE_URL"] == "" and env["AGENT_MODEL_TIMEOUT"] == "60"
+
+
 def _seconds(duration: str) -> float:
     match = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", duration)
     assert match, duration
@@ -116,6 +140,9 @@ class LocalCompose:
         self.data_dir = data_dir
         self.ports = {name: (int(svc["expose"][0]), free_port())
                       for name, svc in services.items() if svc.get("expose")}
+        # Bind mounts other than /data: the container path becomes the host directory.
+        self.binds = {name: {v["target"]: v["source"] for v in svc.get("volumes", [])
+                             if v.get("type") == "bind"} for name, svc in services.items()}
 
     def rewrite(self, service: str, text: str) -> str:
         text = text.replace("$$", "$")  # `config` keeps compose's escape; compose runs `$`
@@ -125,6 +152,8 @@ class LocalCompose:
             inside, local = self.ports[service]
             text = re.sub(rf"(?<![\d.]){inside}(?!\d)", str(local), text)
         text = text.replace("0.0.0.0", "127.0.0.1")
+        for target, source in self.binds.get(service, {}).items():
+            text = text.replace(target, source)
         return re.sub(r"(?<![\w.])/data(?=/|$)", str(self.data_dir / service), text)
 
     def env(self, service: str) -> dict[str, str]:
@@ -163,9 +192,34 @@ def wait_healthy(argv: list[str], name: str, timeout: float = 60.0) -> None:
         time.sleep(0.5)
 
 
+COMPOSE_TOOL_MODULE = '''
+from worker.tools import tool
+
+
+@tool
+def order_eta(order: int) -> str:
+    """When an order arrives."""
+    return f"order {order}: Tuesday"
+'''
+
+
+def _wait_done(gateway: str, job_id: str, auth: dict[str, str]) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        job: dict[str, Any] = requests.get(f"{gateway}/v1/jobs/{job_id}", headers=auth,
+                                           timeout=10).json()
+        if job["status"] not in ("queued", "running") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.2)
+
+
 def test_compose_services_run_as_local_processes_and_serve_a_job(tmp_path: Path) -> None:
-    services = resolved(OPENAI_API_KEY="", AGENTS_CONCURRENCY="2",
-                        TOOLS_CONCURRENCY="2")["services"]
+    tools_dir = tmp_path / "agent-tools"  # the operator's own tool module, mounted
+    tools_dir.mkdir()
+    (tools_dir / "compose_tools.py").write_text(COMPOSE_TOOL_MODULE)
+    services = resolved(OPENAI_API_KEY="", AGENTS_CONCURRENCY="2", TOOLS_CONCURRENCY="2",
+                        AGENT_TOOL_MODULES="compose_tools",
+                        AGENT_TOOLS_DIR=str(tools_dir))["services"]
     local = LocalCompose(services, tmp_path)
     for name in services:
         (tmp_path / name).mkdir()
@@ -190,6 +244,21 @@ def test_compose_services_run_as_local_processes_and_serve_a_job(tmp_path: Path)
         assert job["status"] == "succeeded", job
         assert "42" in job["response"] and job["sources"][0]["tool_name"] == "calculator"
         assert requests.get(f"{gateway}/v1/jobs/{job_id}", timeout=10).status_code == 401
+
+        # The mounted tool module is loaded by both workers: a scripted call to it runs.
+        sim_root = f"http://127.0.0.1:{local.ports['simulator'][1]}"
+        requests.post(f"{sim_root}/_sim/script", timeout=10, json={
+            "model": "compose-tool-model",
+            "replies": [{"tool_calls": [{"name": "order_eta", "arguments": {"order": 7}}]},
+                        {"content": "Order 7 arrives Tuesday."}]})
+        rsp = requests.post(f"{gateway}/v1/jobs", headers=auth, timeout=10, json={
+            "session_id": "compose-2", "message": "Where is order 7?",
+            "model": "compose-tool-model", "tools": ["order_eta"]})
+        assert rsp.status_code == 202, rsp.text
+        custom = _wait_done(gateway, rsp.json()["job_id"], auth)
+        assert custom["status"] == "succeeded", custom
+        assert custom["sources"][0]["tool_name"] == "order_eta"
+        assert custom["sources"][0]["content"] == "order 7: Tuesday"
 
         flower = f"http://127.0.0.1:{local.ports['flower'][1]}"
         assert requests.get(f"{flower}/api/workers", timeout=10).status_code == 401
