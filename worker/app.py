@@ -75,3 +75,4 @@ def _warm_up_pool_process(**_: Any) -> None:
 
 # Importing the task modules registers the tasks with the app (they import ``app``).
 import worker.tasks  # noqa: E402, F401
+from worker import tool_announce  # noqa: E402, F401  (tools workers announce what they serve)

@@ -14,11 +14,13 @@ import openai
 from producer.contracts import ChatMessage
 from producer.jobstore import JobStore, connect
 from producer.session_order import SessionOrder
+from producer.tool_registry import ToolRegistryStore
 from worker.assistant.store import RunStore
 from worker.model_client import make_client
 from worker.rate_limit import ModelRateLimiter, RateLimits
 from worker.settings import WorkerSettings
 from worker.tokens import message_tokens, text_counter
+from worker.tool_catalog import LiveCatalog
 from worker.tools import ToolRegistry, default_registry
 from worker.turn_store import TurnStore
 
@@ -70,9 +72,15 @@ class WorkerContext:
         return message_tokens(message, text_counter(self.settings.tokenizer))
 
     @cached_property
+    def catalog(self) -> LiveCatalog:
+        """The live tool registry in Redis: schemas, flags and queues of served tools.
+        ``registry`` holds only the tools this process itself can run."""
+        return LiveCatalog(ToolRegistryStore(self.jobs.redis))
+
+    @property
     def return_direct_tools(self) -> frozenset[str]:
-        """Tools whose output ends the turn; the registry is fixed once the worker runs."""
-        return frozenset(tool.name for tool in self.registry if tool.return_direct)
+        """Tools whose output ends the turn, as the registry announces them."""
+        return self.catalog.return_direct()
 
 
 @cache

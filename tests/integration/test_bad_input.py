@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from producer.client import AgentClient
+from producer.client import AgentClient, UnknownTools
 from producer.contracts import TASK_START_TURN, JobStatus
 from producer.devstack import DevStack
 from tests.integration.conftest import Simulator, tool_call
@@ -75,13 +75,15 @@ def test_malformed_task_message_fails_its_job_and_worker_serves_on(
     assert result.response == "still alive"
 
 
-def test_unknown_requested_tool_fails_at_start_listing_known_tools(
+def test_unknown_requested_tool_is_refused_before_enqueue_listing_known_tools(
     client: AgentClient, session: str
 ) -> None:
-    result = client.run({"session_id": session, "message": "x", "tools": ["calculator", "nope"]})
-    assert result.status == JobStatus.FAILED
-    assert "unknown tools: nope" in (result.error or "")
-    assert "calculator" in (result.error or "") and "get_weather" in (result.error or "")
+    # The client reads the live tool registry (the worker's own check at start is
+    # tested in test_tool_registry.py).
+    with pytest.raises(UnknownTools) as refused:
+        client.run({"session_id": session, "message": "x", "tools": ["calculator", "nope"]})
+    assert "unknown tools: nope" in str(refused.value)
+    assert "calculator" in str(refused.value) and "get_weather" in str(refused.value)
 
 
 def run_cli(stack: DevStack, *args: str) -> subprocess.CompletedProcess[str]:

@@ -21,7 +21,7 @@ from worker.context import WorkerContext, get_context
 from worker.settings import WorkerSettings
 from worker.tasks.base import REDIS_DOWN, log_step
 from worker.tool_outputs import error_output
-from worker.tools import execute_tool_call
+from worker.tools.dispatch import is_idempotent, not_served, run_call, serves
 
 _TOOL_TIME_LIMIT = WorkerSettings.from_env().tool_time_limit
 logger = get_task_logger("celery_agents")
@@ -52,29 +52,38 @@ def timed_out(call: ToolCall) -> ToolOutput:
     soft_time_limit=_TOOL_TIME_LIMIT,
     time_limit=_TOOL_TIME_LIMIT + 10,
 )
-def run_tool(self: Task, job_id: str, call: dict[str, Any], allowed: list[str]) -> dict[str, Any]:
+def run_tool(
+    self: Task, job_id: str, call: dict[str, Any], allowed: list[str], unserved: bool = False
+) -> dict[str, Any]:
     """Never raises for a tool's own failure: errors are outputs the model gets to see.
 
     A raised exception here means infrastructure trouble; the chord's errback then
     fails the job. Except when Redis is unreachable: the message is then requeued (or,
     while Redis is down, comes back after the visibility timeout), so a Redis restart
-    fails no fan-out.
+    fails no fan-out. ``unserved``: no live worker served the tool when the call was
+    routed (worker/tool_routing.py); the call answers so at once.
     """
     try:
-        return _run_tool(self, job_id, call, allowed)
+        return _run_tool(self, job_id, call, allowed, unserved)
     except REDIS_DOWN as exc:
         logger.warning("job %s: Redis unreachable during a tool call (%s); requeued", job_id, exc)
         raise Reject(f"Redis unreachable: {exc}", requeue=True) from None
 
 
-def _run_tool(task: Task, job_id: str, call: dict[str, Any], allowed: list[str]) -> dict[str, Any]:
+def _run_tool(
+    task: Task, job_id: str, call: dict[str, Any], allowed: list[str], unserved: bool
+) -> dict[str, Any]:
     started = time.perf_counter()
     ctx = get_context()
     tool_call = ToolCall.model_validate(call)
     cached = ctx.turns.cached_tool_output(job_id, tool_call.id)
     if cached is not None:  # a redelivered call: reuse the result, do not run again
         return cached.model_dump()
-    if _runs_at_most_once(ctx, tool_call, allowed) and not ctx.turns.claim_tool_call(
+    if unserved or not serves(ctx.registry, tool_call.name):
+        # Never an internal error: the model reads which worker lacked the tool.
+        worker = None if unserved else str(task.request.hostname)
+        output = ctx.turns.tool_output_once(job_id, not_served(tool_call, worker))
+    elif _runs_at_most_once(ctx, tool_call, allowed) and not ctx.turns.claim_tool_call(
         job_id, tool_call.id
     ):
         # Claimed by an earlier delivery that stored no output: it died mid-call (or, if
@@ -83,9 +92,7 @@ def _run_tool(task: Task, job_id: str, call: dict[str, Any], allowed: list[str])
     else:
         ctx.jobs.emit(job_id, "tool_started", tool=tool_call.name, tool_call_id=tool_call.id)
         try:
-            output = execute_tool_call(
-                ctx.registry, tool_call, allowed, reraise=(SoftTimeLimitExceeded,)
-            )
+            output = run_call(ctx.registry, tool_call, allowed, (SoftTimeLimitExceeded,))
         except SoftTimeLimitExceeded:
             output = timed_out(tool_call)
         output = ctx.turns.tool_output_once(job_id, output)
@@ -98,5 +105,4 @@ def _run_tool(task: Task, job_id: str, call: dict[str, Any], allowed: list[str])
 
 
 def _runs_at_most_once(ctx: WorkerContext, call: ToolCall, allowed: list[str]) -> bool:
-    tool = ctx.registry.get(call.name)
-    return tool is not None and not tool.idempotent and call.name in allowed
+    return not is_idempotent(ctx, call.name) and call.name in allowed

@@ -1,18 +1,31 @@
-"""Import the tool modules a deployment configures; importing a module registers its tools."""
+"""Import the tool modules a deployment configures; importing a module registers its tools.
+
+``AGENT_TOOL_MODULES`` is a comma-separated list of modules; ``module=queue`` puts the
+module's tools (those that name no queue themselves) on a queue of their own, so only
+the workers consuming it serve them.
+"""
 
 from __future__ import annotations
 
 import importlib
 
+from worker.tools.registry import queue_for_module
+
 ENV_VAR = "AGENT_TOOL_MODULES"
 
 
 def parse_module_list(spec: str | None) -> list[str]:
-    """Module names from a comma-separated list; blanks and repeats dropped, order kept."""
+    """Module entries from a comma-separated list; blanks and repeats dropped, order kept."""
     if not spec:
         return []
     names = (part.strip() for part in spec.split(","))
     return list(dict.fromkeys(name for name in names if name))
+
+
+def split_entry(entry: str) -> tuple[str, str | None]:
+    """``"pkg.mod=tools.billing"`` -> ``("pkg.mod", "tools.billing")``; no queue: None."""
+    module, sep, queue = entry.partition("=")
+    return module.strip(), (queue.strip() or None) if sep else None
 
 
 def load_tool_modules(spec: str | None) -> list[str]:
@@ -24,9 +37,11 @@ def load_tool_modules(spec: str | None) -> list[str]:
     start-up with an actionable message.
     """
     loaded: list[str] = []
-    for name in parse_module_list(spec):
+    for entry in parse_module_list(spec):
+        name, queue = split_entry(entry)
         try:
-            importlib.import_module(name)
+            with queue_for_module(queue):
+                importlib.import_module(name)
         except Exception as exc:
             raise ImportError(
                 f"cannot import tool module {name!r} listed in {ENV_VAR}: "

@@ -1,0 +1,205 @@
+"""The live tool registry in Redis: tools workers announce what they serve, everyone reads it.
+
+Layout (producer/keys.py): per tool a spec hash and a sorted set of its servers scored by
+when their lease ends; an index of tool names scored by the last lease end. A server
+renews its leases every heartbeat, so a worker that dies without withdrawing drops out
+after ``tool_lease_seconds()``. Every write is one Lua script, so two workers announcing
+at once cannot interleave half-written entries.
+
+Conflicts: a worker announcing a name with a spec (digest) other than the stored one is
+refused while any *other* worker still serves the stored one. The first definition holds
+until its last server is gone, so the entry never flips back and forth between two
+deployments.
+
+Light on purpose (redis + pydantic): the client, CLI and gateway read it too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+
+import redis
+
+from producer import keys
+from producer.contracts import TOOL_CHOICE_MODES, ToolEntry, ToolSpec
+
+
+class UnknownTools(LookupError):
+    """A request names tools that no live worker serves."""
+
+
+_ANNOUNCE = """
+local worker, now, lease_end, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local refused = {}
+local n = (#KEYS - 1) / 2
+for i = 1, n do
+  local spec_key, servers_key = KEYS[2 * i], KEYS[2 * i + 1]
+  local name, digest, spec = ARGV[3 * i + 2], ARGV[3 * i + 3], ARGV[3 * i + 4]
+  local stored = redis.call('HGET', spec_key, 'digest')
+  local ok = true
+  if stored and stored ~= digest then
+    for _, other in ipairs(redis.call('ZRANGEBYSCORE', servers_key, '(' .. now, '+inf')) do
+      if other ~= worker then ok = false break end
+    end
+  end
+  if ok then
+    redis.call('HSET', spec_key, 'digest', digest, 'spec', spec)
+    redis.call('ZADD', servers_key, lease_end, worker)
+    redis.call('ZREMRANGEBYSCORE', servers_key, '-inf', now - ttl * 1000)
+    redis.call('EXPIRE', spec_key, ttl)
+    redis.call('EXPIRE', servers_key, ttl)
+    redis.call('ZADD', KEYS[1], 'GT', lease_end, name)
+  else
+    table.insert(refused, name)
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl * 1000)
+redis.call('EXPIRE', KEYS[1], ttl)
+return refused
+"""
+
+_WITHDRAW = """
+local worker, now = ARGV[1], ARGV[2]
+for i = 2, #KEYS do
+  local name = ARGV[i + 1]
+  redis.call('ZREM', KEYS[i], worker)
+  local top = redis.call('ZREVRANGEBYSCORE', KEYS[i], '+inf', '(' .. now,
+                         'WITHSCORES', 'LIMIT', 0, 1)
+  if top[2] then
+    redis.call('ZADD', KEYS[1], top[2], name)
+  else
+    redis.call('ZREM', KEYS[1], name)
+  end
+end
+return 1
+"""
+
+# Returns spec, servers (space-separated), spec, servers, ... for every live tool.
+_SNAPSHOT = """
+local now = ARGV[1]
+local out = {}
+for _, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
+  local servers = redis.call('ZRANGEBYSCORE', ARGV[3] .. name, '(' .. now, '+inf')
+  if #servers > 0 then
+    local spec = redis.call('HGET', ARGV[2] .. name, 'spec')
+    if spec then
+      table.insert(out, spec)
+      table.insert(out, table.concat(servers, ' '))
+    end
+  end
+end
+return out
+"""
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+class ToolRegistryStore:
+    """Reads and writes the registry; one instance per Redis connection."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        self._announce = client.register_script(_ANNOUNCE)
+        self._withdraw = client.register_script(_WITHDRAW)
+        self._snapshot = client.register_script(_SNAPSHOT)
+
+    def announce(
+        self, worker: str, specs: Sequence[ToolSpec], now: float | None = None
+    ) -> list[str]:
+        """Claim (or renew) a lease on each spec for ``worker``; returns the names refused
+        because another live worker serves a different spec under that name."""
+        if not specs:
+            return []
+        now = time.time() if now is None else now
+        key_list = [keys.tools_index()]
+        args: list[str | int] = [
+            worker, _ms(now), _ms(now + keys.tool_lease_seconds()), keys.job_ttl_seconds(),
+        ]
+        for spec in specs:
+            key_list += [keys.tool_spec(spec.name), keys.tool_servers(spec.name)]
+            args += [spec.name, spec.digest(), spec.model_dump_json()]
+        refused = self._announce(keys=key_list, args=args)
+        return [_text(name) for name in refused]
+
+    def withdraw(self, worker: str, names: Iterable[str], now: float | None = None) -> None:
+        """End ``worker``'s leases on ``names`` at once (a clean shutdown)."""
+        names = list(names)
+        if not names:
+            return
+        now = time.time() if now is None else now
+        self._withdraw(
+            keys=[keys.tools_index(), *(keys.tool_servers(n) for n in names)],
+            args=[worker, _ms(now), *names],
+        )
+
+    def live(self, now: float | None = None) -> dict[str, ToolEntry]:
+        """Every tool that at least one worker serves right now, by name."""
+        now = time.time() if now is None else now
+        raw = self._snapshot(
+            keys=[keys.tools_index()],
+            args=[_ms(now), keys.tool_spec(""), keys.tool_servers("")],
+        )
+        entries: dict[str, ToolEntry] = {}
+        for spec, servers in zip(raw[::2], raw[1::2], strict=True):
+            entry = ToolEntry.model_validate_json(spec)
+            entry.servers = sorted(_text(servers).split())
+            entries[entry.name] = entry
+        return dict(sorted(entries.items()))
+
+    def stored_specs(self, names: Iterable[str]) -> dict[str, ToolSpec]:
+        """The last announced spec of each name that has one (served now or not)."""
+        names = list(dict.fromkeys(names))
+        if not names:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.hget(keys.tool_spec(name), "spec")
+        found: dict[str, ToolSpec] = {}
+        for name, raw in zip(names, pipe.execute(), strict=True):
+            if raw is not None:
+                found[name] = ToolSpec.model_validate_json(raw)
+        return found
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def unknown_tools_message(unknown: Sequence[str], served: Iterable[str]) -> str:
+    """The one wording of a refusal, for client, CLI, gateway and workers alike."""
+    listed = ", ".join(sorted(served)) or "none"
+    return (
+        f"unknown tools: {', '.join(unknown)} (no live worker serves them); "
+        f"known tools: {listed}"
+    )
+
+
+def check_tools(
+    served: Mapping[str, object], tools: Sequence[str] | None, forced: str | None
+) -> list[str]:
+    """The tools a request may use (None: every served tool), each served right now.
+
+    Raises UnknownTools naming the unknown names and listing the served ones.
+    """
+    names = list(tools) if tools is not None else sorted(served)
+    unknown = [name for name in names if name not in served]
+    if forced and forced not in names and forced not in unknown:
+        unknown.append(forced)
+    if unknown:
+        raise UnknownTools(unknown_tools_message(unknown, served))
+    return names
+
+
+def check_submission(client: redis.Redis, request: Mapping[str, object]) -> None:
+    """Refuse a request (a dumped ChatRequest) naming tools no live worker serves, before
+    it is enqueued (UnknownTools). A request naming no tool needs no look-up."""
+    tools = request.get("tools")
+    choice = request.get("tool_choice")
+    forced = choice if isinstance(choice, str) and choice not in TOOL_CHOICE_MODES else None
+    if tools is None and forced is None:
+        return
+    named = [str(name) for name in tools] if isinstance(tools, list) else None
+    check_tools(ToolRegistryStore(client).live(), named, forced)

@@ -1,0 +1,1 @@
+"""An MCP server written with the mcp SDK, for the integration tests (stdio and HTTP)."""
