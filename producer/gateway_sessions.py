@@ -51,7 +51,8 @@ def session_router(client: AgentClient) -> APIRouter:
         "/sessions/{session_id}/messages",
         status_code=201,
         response_model=HistoryImported,
-        responses={409: {"model": ErrorBody,
+        responses={400: {"model": ErrorBody, "description": "the body is not parseable JSON"},
+                   409: {"model": ErrorBody,
                          "description": "a job of the session is queued or running, or it "
                          "is an assistant-mode session"}},
         summary="Seed a session's memory with an existing conversation",
