@@ -46,6 +46,10 @@ class ModelError(Exception):
         return self.retry_after is not None
 
 
+class _SinkFailed(Exception):
+    """Carries an error of the text callback past the stream's own error handling."""
+
+
 def make_client(timeout: float) -> openai.OpenAI:
     return openai.OpenAI(max_retries=0, timeout=timeout)
 
@@ -105,16 +109,17 @@ def complete_stream(
     assembler = StreamAssembler()
     try:
         with client.chat.completions.create(**params) as stream:
-            chunks = iter(stream)
-            while True:
-                try:
-                    chunk = next(chunks)
-                except StopIteration:
-                    break
+            for chunk in stream:
                 text = assembler.add(chunk)
                 if text:
-                    on_text(text)  # its errors (Redis) are not the model's: not caught here
+                    try:
+                        on_text(text)
+                    except Exception as exc:  # publishing failed (Redis): not the model's
+                        raise _SinkFailed() from exc
         return assembler.reply()
+    except _SinkFailed as failed:
+        assert failed.__cause__ is not None
+        raise failed.__cause__ from None
     except openai.APIStatusError as exc:
         raise classify_status_error(exc) from None
     except (openai.APIConnectionError, openai.APITimeoutError) as exc:

@@ -170,3 +170,13 @@ def test_front_door_request_mapping() -> None:
     ]:
         with pytest.raises(FrontDoorError, match=message):
             build_request(bad, None)
+
+
+def test_an_error_publishing_text_is_not_taken_for_a_model_error(sim: SimulatorServer) -> None:
+    client = openai.OpenAI(base_url=sim.url, api_key="k", max_retries=0)
+
+    def broken_sink(_: str) -> None:
+        raise ValueError("the sink broke")  # a ValueError, like a malformed chunk's
+
+    with pytest.raises(ValueError, match="the sink broke"):
+        complete_stream(client, _call("hello there"), broken_sink)
