@@ -33,9 +33,10 @@ def test_defaults_are_safe_delivery_json_and_events() -> None:
     assert s["worker_prefetch_multiplier"] == 1
     assert s["worker_send_task_events"] is True and s["task_send_sent_event"] is True
     assert s["task_routes"] == {"agents.tool.*": {"queue": "tools"}}
+    # The visibility timeout is a 10 s lease that live workers renew (worker/leases.py).
     assert s["broker_transport_options"] == {
-        "visibility_timeout": 3600, "unacked_restore_interval": 60, "unacked_restore_throttle": 1,
-        "unacked_mutex_expire": 60,
+        "visibility_timeout": 10, "unacked_restore_interval": 1, "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": 2,
     }
 
 

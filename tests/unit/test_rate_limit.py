@@ -118,10 +118,12 @@ def test_override_parsing() -> None:
 def test_settings_read_the_limit_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENT_MODEL_RPM", "120")
     monkeypatch.setenv("AGENT_MODEL_RPM_OVERRIDES", "gpt-4o=500")
-    monkeypatch.setenv("AGENT_VISIBILITY_TIMEOUT", "20")
+    monkeypatch.setenv("AGENT_VISIBILITY_TIMEOUT", "400")
     settings = WorkerSettings.from_env()
     assert settings.model_rpm == 120 and dict(settings.model_rpm_overrides) == {"gpt-4o": 500}
-    assert settings.model_rate_max_wait == 5.0  # a quarter of the visibility timeout
+    assert settings.model_rate_max_wait == 30.0  # capped; a quarter of the countdown ceiling
+    monkeypatch.setenv("AGENT_VISIBILITY_TIMEOUT", "10")
+    assert WorkerSettings.from_env().model_rate_max_wait == 30.0  # the ceiling is >= 120 s
     monkeypatch.delenv("AGENT_MODEL_RPM")
     monkeypatch.delenv("AGENT_VISIBILITY_TIMEOUT")
     default = WorkerSettings.from_env()
