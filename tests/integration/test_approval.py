@@ -6,6 +6,7 @@ with ``requires_approval=True`` and counts its runs in Redis.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import threading
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from producer.approvals import AlreadyDecided, JobEnded, UnknownCall, UnknownJob
-from producer.client import AgentClient
+from producer.client import AgentClient, AsyncAgentClient
 from producer.contracts import JobEvent, JobStatus
 from producer.devstack import DevStack
 from tests.integration.conftest import Simulator, tool_call
@@ -256,3 +257,33 @@ def test_an_assistants_run_that_expired_while_waiting_is_reported(
     assert result.status == JobStatus.FAILED
     assert "expired after waiting" in (result.error or "")
     assert "approval" in (result.error or "")
+
+
+def test_the_async_client_decides_too(
+    client: AgentClient, sim: Simulator, model: str, session: str, stack: DevStack
+) -> None:
+    who = uuid.uuid4().hex[:8]
+    sim.script(model, {"tool_calls": [pay(who, "p1")]}, {"content": "done"})
+
+    async def go() -> tuple[list[str], str, str]:
+        async with AsyncAgentClient(stack.redis_url) as aclient:
+            job_id = await aclient.submit(ask(session, model))
+            while not await aclient.approvals(job_id, pending_only=True):
+                await asyncio.sleep(0.05)
+            pending = [a.call_id for a in await aclient.approvals(job_id, pending_only=True)]
+            decision = await aclient.approve(job_id, "p1", reason="ok")
+            result = await aclient.wait(job_id, timeout=30)
+            return pending, decision.decided_by or "", str(result.status)
+
+    pending, decided_by, status = asyncio.run(go())
+    assert pending == ["p1"] and decided_by == "python" and status == "succeeded"
+    assert runs(client, who) == 1
+
+
+def test_an_unknown_tool_in_require_approval_fails_the_job(
+    client: AgentClient, sim: Simulator, model: str, session: str
+) -> None:
+    result = client.run(ask(session, model, require_approval=["no_such_tool"]), timeout=30)
+    assert result.status == JobStatus.FAILED
+    assert "require_approval: unknown tools: no_such_tool" in (result.error or "")
+    assert sim.requests(model) == []  # refused before any model call

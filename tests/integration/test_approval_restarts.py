@@ -5,6 +5,8 @@
   the approved tool runs exactly once.
 - Redis restarted (AOF on) while a turn waits: the wait, its entries and the decision
   afterwards all work.
+- A decision whose resume never got sent (the deciding process died right after the
+  script): the stall sweep (``AGENT_STALL_SECONDS``, short here) resumes the job.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from producer.approvals import ApprovalStore
 from producer.client import AgentClient
 from producer.contracts import JobStatus
 from producer.devstack import DevStack
@@ -26,7 +29,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def astack() -> Iterator[DevStack]:
-    with new_stack("stack-approval", {"AGENT_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)}) as s:
+    env = {"AGENT_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT), "AGENT_STALL_SECONDS": "3"}
+    with new_stack("stack-approval", env) as s:
         s.start_redis(appendonly=True)
         s.start_simulator(latency_ms=0)
         s.start_worker(["agents"], 2, "agents-a")
@@ -83,3 +87,19 @@ def test_redis_restart_while_waiting(astack: DevStack) -> None:
         assert result.status == JobStatus.SUCCEEDED, result.error
         assert result.sources[0].content.endswith("declined by the approver: after the restart")
         assert int(client.jobs.redis.get(record_call_key(f"pay:{who}")) or 0) == 0
+
+
+def test_a_decision_whose_resume_was_lost_is_resumed_by_the_stall_sweep(
+    astack: DevStack,
+) -> None:
+    assert astack.redis_url and astack.simulator_url
+    sim = Simulator(astack.simulator_url)
+    who = uuid.uuid4().hex[:8]
+    with AgentClient(astack.redis_url) as client:
+        job_id, _ = waiting_job(client, sim, who)
+        # the decision script alone, as if its process died before sending the resume
+        decided = ApprovalStore(client.jobs.redis).decide(job_id, "p1", True, None, "python")
+        assert decided.undecided == 0
+        result = wait_job(client, job_id, 30)
+        assert result.status == JobStatus.SUCCEEDED, result.error
+        assert int(client.jobs.redis.get(record_call_key(f"pay:{who}")) or 0) == 1

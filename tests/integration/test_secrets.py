@@ -97,3 +97,26 @@ def test_api_key_never_reaches_any_file_of_this_run(stack: DevStack) -> None:
         assert needle not in data, f"API key found in {path}"
         assert WEBHOOK_SECRET.encode() not in data, f"webhook secret found in {path}"
 
+
+
+def test_gateway_approver_tokens_never_reach_any_file_of_this_run(stack: DevStack) -> None:
+    """The approval test's gateway tokens (AGENT_GATEWAY_APPROVER_TOKENS) are in no log
+    and no persisted Redis file either; only the token's name is recorded."""
+    from tests.integration.test_approval_gateway import APPROVER_TOKEN
+
+    files = [f for run in OUTPUT_DIR.glob(f"*-{os.getpid()}") for f in run.rglob("*")
+             if f.is_file()]
+    for path in files:
+        assert APPROVER_TOKEN.encode() not in path.read_bytes(), f"token found in {path}"
+
+
+def test_mcp_secrets_never_reach_any_file_of_this_run(stack: DevStack) -> None:
+    """MCP env and header values (``${MCP_TEST_SECRET}`` in test_mcp_tools.py's config)
+    stay in the tools worker's environment: no log, no persisted Redis data, no file of
+    any stack holds them (test_mcp_tools.py scans its live Redis itself)."""
+    from tests.mcp_fixtures import MCP_TEST_SECRET
+
+    files = [f for run in OUTPUT_DIR.glob(f"*-{os.getpid()}") for f in run.rglob("*")
+             if f.is_file()]
+    for path in files:
+        assert MCP_TEST_SECRET.encode() not in path.read_bytes(), f"MCP secret found in {path}"

@@ -231,3 +231,24 @@ def test_approve_and_deny_at_once_exactly_one_wins(store: ApprovalStore) -> None
     for t in threads:
         t.join()
     assert sorted(outcomes) == ["409"] * 7 + ["won"]
+
+
+def test_watch_and_progress_show_what_waits() -> None:
+    from producer.cli_approve import describe_pending
+    from producer.progress import describe_event
+    from producer.watch import Progress
+
+    asked = JobEvent(job_id="job-0001", kind="approval_required", at=1.0,
+                     detail={"call_id": "p1", "tool_name": "pay", "arguments": "{}"})
+    answered = JobEvent(job_id="job-0001", kind="approval_decided", at=2.0,
+                        detail={"call_id": "p1", "tool_name": "pay", "approved": False,
+                                "reason": "no", "decided_by": "cli"})
+    progress = Progress()
+    progress.apply(asked)
+    assert "awaiting approval 1 (pay p1)" in progress.line(now=3.0)
+    assert describe_event(asked) == "  waiting for approval: pay({}) call p1"
+    progress.apply(answered)
+    assert "awaiting approval" not in progress.line(now=3.0)
+    assert describe_event(answered) == "  pay (p1) declined by cli: no"
+    [item] = new_approvals("job-0001", [call("p1", "pay")], ["p1"], 100.0, None)
+    assert describe_pending([item]) == ['waiting for approval: p1 pay({"x": 1})']
