@@ -159,6 +159,10 @@ def test_front_door_request_mapping() -> None:
     turn, throwaway = build_request(body, "s-1")
     assert (turn.session_id, turn.message, throwaway) == ("s-1", "c", False)
     assert [m.content for m in turn.prefix()] == ["S"]
+    turn, throwaway = build_request(body.model_copy(update={"user": "u-7"}), None)
+    assert (turn.session_id, throwaway) == ("u-7", False)  # `user` when no header
+    turn, throwaway = build_request(body.model_copy(update={"user": "u-7"}), "s-2")
+    assert turn.session_id == "s-2"  # the header wins
     turn, throwaway = build_request(body.model_copy(update={"user": None}), None)
     assert throwaway and turn.session_id.startswith("oai-")
     assert [m.content for m in turn.prefix()] == ["S", "a", "b"]
