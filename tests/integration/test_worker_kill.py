@@ -1,8 +1,9 @@
 """SIGKILL a worker mid-task while a second one runs: nothing is lost or done twice.
 
-Two variants of each crash: the pool child dies (the master requeues the task at once,
-reject-on-worker-lost) and the whole worker dies (its task comes back after the
-visibility timeout, here a few seconds). Each job still completes, memory holds each
+Two variants of each crash on the tools queue (prefork): the pool child dies (the master
+requeues the task at once, reject-on-worker-lost) and the whole worker dies (its task
+comes back once its lease, here a few seconds, runs out: worker/leases.py). The agents
+queue runs on threads, so there the whole worker is the only process to lose. Each job still completes, memory holds each
 message exactly once, and a non-idempotent tool never runs a second time.
 """
 
@@ -33,7 +34,8 @@ from tests.tool_fixtures import record_call_key
 
 pytestmark = pytest.mark.integration
 
-VARIANTS = ["pool-child", "whole-worker"]
+VARIANTS = ["pool-child", "whole-worker"]  # tools workers (prefork)
+AGENTS_VARIANTS = ["whole-worker"]  # agents workers (threads): one process
 JOB_TIMEOUT = VISIBILITY_TIMEOUT + 25
 
 
@@ -99,7 +101,7 @@ def stored(client: AgentClient, session: str) -> list[tuple[str, Any, Any]]:
     ]
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", AGENTS_VARIANTS)
 def test_kill_during_a_model_call(
     ready: Fleet, kclient: AgentClient, ksim: Simulator, model: str, session: str,
     variant: str,
@@ -109,7 +111,7 @@ def test_kill_during_a_model_call(
     job_id = kclient.submit({"session_id": session, "message": "hi", "model": model,
                              "tools": []})
     wait_for(lambda: len(ksim.requests(model)) == 1, 15, "the model call to start")
-    crash(worker_that_received(ready.agents, "agents.model.step", since, 5), variant)
+    crash(worker_that_received(ready.agents, "agents.turn.start", since, 5), variant)
     result = wait_job(kclient, job_id, JOB_TIMEOUT)
     assert result.status == JobStatus.SUCCEEDED, result.error
     assert result.response == "answer"
@@ -175,7 +177,7 @@ RUN_STEP_MS = 2500
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the Assistants API is retired
 @pytest.mark.parametrize("protocol", ["responses", "assistants"])
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", AGENTS_VARIANTS)
 def test_kill_between_polls_of_an_assistant_run(
     ready: Fleet, kclient: AgentClient, ksim: Simulator, model: str, session: str,
     variant: str, protocol: str,
