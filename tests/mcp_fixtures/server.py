@@ -46,9 +46,13 @@ async def _watch_extra(server: MCPServer) -> None:
         return f"extra {text}"
 
     server.add_tool(extra, annotations=ToolAnnotations(read_only_hint=True))
-    for session in list(_sessions):
+    # Every remembered object is a view of this process's one connection (stdio) or of
+    # one of its sessions (HTTP); the last one is enough for stdio, HTTP tells each.
+    targets = _sessions[-1:] if len(sys.argv) < 2 or sys.argv[1] != "http" else _sessions
+    for session in list(targets):
         with suppress(Exception):  # a session that has gone away
             await session.send_tool_list_changed()
+    _sessions.clear()
 
 
 @asynccontextmanager

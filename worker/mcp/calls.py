@@ -79,9 +79,16 @@ def content_text(result: mcp_types.CallToolResult) -> str:
     return "\n".join(parts)
 
 
-def call_tool(call: ToolCall, reraise: tuple[type[BaseException], ...] = ()) -> ToolOutput:
+def call_tool(
+    call: ToolCall, reraise: tuple[type[BaseException], ...] = (), idempotent: bool = False
+) -> ToolOutput:
     """Call the MCP tool named by ``call`` (``SERVER__TOOL``); never raises for the
-    server's failures (exceptions in ``reraise``, e.g. a soft time limit, propagate)."""
+    server's failures (exceptions in ``reraise``, e.g. a soft time limit, propagate).
+
+    A connection found dead (the server restarted since this process last used it) is
+    opened again and an ``idempotent`` call sent once more; any other call could have
+    run already, so it gets the error output instead.
+    """
     parts = mcp_config.split_name(call.name)
     assert parts is not None
     server, tool = parts
@@ -96,7 +103,13 @@ def call_tool(call: ToolCall, reraise: tuple[type[BaseException], ...] = ()) -> 
     conn = connection(server)
     timeout = conn.config.timeout
     try:
-        result = conn.request(lambda s: s.call_tool(tool, arguments), timeout)
+        try:
+            result = conn.request(lambda s: s.call_tool(tool, arguments), timeout)
+        except ServerDown:
+            if not idempotent:
+                raise
+            logger.info("MCP server %s: connection lost; calling %s again", server, call.name)
+            result = conn.request(lambda s: s.call_tool(tool, arguments), timeout)
     except reraise:
         raise
     except TimeoutError:

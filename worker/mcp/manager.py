@@ -38,11 +38,25 @@ class McpSource:
         }
         self._tools: dict[str, list[ToolSpec]] = {}
         self._down_logged: set[str] = set()
+        self._changing: set[str] = set()
+        self._dirty: set[str] = set()
         self._lock = threading.Lock()
 
     def _changed(self, server: str) -> None:
-        logger.info("MCP server %s: tool list changed", server)
-        self._refresh(server)
+        # A burst of notifications costs one listing at a time, plus one for those
+        # that arrived during it.
+        if server in self._changing:
+            self._dirty.add(server)
+            return
+        self._changing.add(server)
+        try:
+            logger.info("MCP server %s: tool list changed", server)
+            self._refresh(server)
+            while server in self._dirty:
+                self._dirty.discard(server)
+                self._refresh(server)
+        finally:
+            self._changing.discard(server)
         self.on_change()
 
     def _refresh(self, server: str) -> None:

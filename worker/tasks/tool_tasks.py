@@ -92,7 +92,7 @@ def _run_tool(
     else:
         ctx.jobs.emit(job_id, "tool_started", tool=tool_call.name, tool_call_id=tool_call.id)
         try:
-            output = run_call(ctx.registry, tool_call, allowed, (SoftTimeLimitExceeded,))
+            output = run_call(ctx, tool_call, allowed, (SoftTimeLimitExceeded,))
         except SoftTimeLimitExceeded:
             output = timed_out(tool_call)
         output = ctx.turns.tool_output_once(job_id, output)

@@ -33,14 +33,14 @@ def not_served(call: ToolCall, worker: str | None) -> ToolOutput:
 
 
 def run_call(
-    registry: ToolRegistry, call: ToolCall, allowed: list[str],
+    ctx: WorkerContext, call: ToolCall, allowed: list[str],
     reraise: tuple[type[BaseException], ...],
 ) -> ToolOutput:
-    if call.name not in registry and mcp_calls.serves(call.name):
+    if call.name not in ctx.registry and mcp_calls.serves(call.name):
         if call.name not in allowed:
             return error_output(call, f"Tool with name {call.name} not found")
-        return mcp_calls.call_tool(call, reraise)
-    return execute_tool_call(registry, call, allowed, reraise=reraise)
+        return mcp_calls.call_tool(call, reraise, idempotent=ctx.catalog.idempotent(call.name))
+    return execute_tool_call(ctx.registry, call, allowed, reraise=reraise)
 
 
 def is_idempotent(ctx: WorkerContext, name: str) -> bool:
