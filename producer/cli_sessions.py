@@ -15,10 +15,8 @@ from typing import Any
 
 from producer.client import AgentClient
 from producer.contracts import ChatMessage, JobResult
-from producer.exit_codes import EXIT_OK, EXIT_USAGE
+from producer.exit_codes import EXIT_OK, EXIT_SESSION_BUSY, EXIT_USAGE
 from producer.history_import import InvalidHistory, SessionBusy
-
-EXIT_SESSION_BUSY = 8  # history --import: a job of the session is queued or running
 
 
 class FlagError(ValueError):

@@ -16,6 +16,7 @@ EXIT_NO_REDIS = 4  # Redis could not be reached at the URL given
 EXIT_CANCELLED = 5  # the job was cancelled
 EXIT_UNKNOWN_JOB = 6  # no such job (never submitted, or expired)
 EXIT_ALREADY_ENDED = 7  # cancel: the job had ended before, nothing was cancelled
+EXIT_SESSION_BUSY = 8  # history --import: a job of the session is queued or running
 EXIT_BROKEN_PIPE = 141  # whoever read our output closed it (as a SIGPIPE death would be)
 
 EXIT_TIMEOUT = EXIT_NOT_ENDED  # the older name: waiting timed out
