@@ -287,3 +287,51 @@ def test_an_unknown_tool_in_require_approval_fails_the_job(
     assert result.status == JobStatus.FAILED
     assert "require_approval: unknown tools: no_such_tool" in (result.error or "")
     assert sim.requests(model) == []  # refused before any model call
+
+
+def test_two_rounds_of_approvals_in_one_turn_with_several_early_calls(
+    client: AgentClient, sim: Simulator, model: str, session: str
+) -> None:
+    who = uuid.uuid4().hex[:8]
+    sim.script(
+        model,
+        {"tool_calls": [tool_call("echo", {"text": "a"}, "e1"), pay(who, "p1"),
+                        tool_call("echo", {"text": "b"}, "e2")]},
+        {"tool_calls": [pay(who, "p2", amount=7)]},
+        {"content": "Both handled."},
+    )
+    job_id = client.submit(ask(session, model))
+    event_of(client, job_id, "approval_required")
+    client.approve(job_id, "p1")
+
+    def second_round() -> bool:
+        return [a.call_id for a in client.approvals(job_id, pending_only=True)] == ["p2"]
+
+    wait_for(second_round, 20, "the second round's approval")
+    status = client.status(job_id)
+    assert status is not None and status.status == JobStatus.WAITING_APPROVAL
+    client.approve(job_id, "p2", approved=False, reason="twice is too much")
+    result = wait_job(client, job_id, 30)
+    assert result.status == JobStatus.SUCCEEDED, result.error
+    assert [(s.tool_call_id, s.is_error) for s in result.sources] == [
+        ("e1", False), ("p1", False), ("e2", False), ("p2", True),
+    ]
+    assert runs(client, who) == 1
+    assert kinds(client, job_id).count("approval_required") == 2
+
+
+def test_a_declined_assistants_round_is_submitted_with_the_refusal(
+    client: AgentClient, sim: Simulator, model: str, session: str
+) -> None:
+    sim.script(model, {"tool_calls": [pay("x", "p1")], "delay_ms": 50},
+               {"content": "Understood.", "delay_ms": 50})
+    job_id = client.submit(ask(session, model, mode="assistant", protocol="assistants",
+                               poll_interval=0.1))
+    event_of(client, job_id, "approval_required")
+    client.approve(job_id, "p1", approved=False, reason="no")
+    result = wait_job(client, job_id, 30)
+    assert result.status == JobStatus.SUCCEEDED, result.error
+    [body] = sim.requests(model, "runs.submit_tool_outputs")
+    assert body["tool_outputs"] == [
+        {"tool_call_id": "p1", "output": "Tool call send_payment declined by the approver: no"},
+    ]
