@@ -20,6 +20,11 @@ from worker.turn import ModelReply
 
 COALESCE_SECONDS = 0.05
 COALESCE_CHARS = 200
+# A long answer publishes less often as it goes: interval and size double every
+# SLOWDOWN_EVERY publishes (up to 1 s), so a minute of text stays within a few hundred
+# events, well inside the job's event stream (trimmed near EVENTS_MAX_LEN = 1000 entries).
+SLOWDOWN_EVERY = 100
+MAX_COALESCE_SECONDS = 1.0
 
 
 class MalformedChunk(ValueError):
@@ -133,8 +138,9 @@ class Coalescer:
 
     The first piece goes out at once (time to first token is what a reader notices);
     after that, text is held until ``interval`` seconds passed since the last publish or
-    ``max_chars`` characters are waiting, whichever comes first. :meth:`flush` hands out
-    what is left at the end of the stream.
+    ``max_chars`` characters are waiting, whichever comes first; both double every
+    ``SLOWDOWN_EVERY`` publishes (the interval up to ``MAX_COALESCE_SECONDS``).
+    :meth:`flush` hands out what is left at the end of the stream.
     """
 
     def __init__(
@@ -147,6 +153,7 @@ class Coalescer:
         self._buffer: list[str] = []
         self._chars = 0
         self._last: float | None = None
+        self.published = 0
 
     def add(self, text: str) -> str | None:
         """Buffer ``text``; returns the text to publish now, or None to wait."""
@@ -155,9 +162,12 @@ class Coalescer:
         self._buffer.append(text)
         self._chars += len(text)
         now = self._clock()
-        due = self._last is None or now - self._last >= self.interval
-        if due or self._chars >= self.max_chars:
+        factor = 2 ** min(self.published // SLOWDOWN_EVERY, 10)
+        interval = min(self.interval * factor, max(self.interval, MAX_COALESCE_SECONDS))
+        due = self._last is None or now - self._last >= interval
+        if due or self._chars >= self.max_chars * factor:
             self._last = now
+            self.published += 1
             return self._take()
         return None
 

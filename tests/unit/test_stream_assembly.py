@@ -107,3 +107,17 @@ def test_coalescer_sends_early_when_enough_text_waits() -> None:
     assert coalescer.add("z" * 60) == "y" * 150 + "z" * 60
     assert coalescer.add("") is None
     assert coalescer.flush() is None
+
+
+def test_a_long_answer_is_published_less_often_as_it_goes() -> None:
+    clock = _Clock()
+    coalescer = Coalescer(clock=clock)
+    published = []
+    for _ in range(12_000):  # a minute of text, one 4-character token every 5 ms
+        clock.now += 0.005
+        ready = coalescer.add("abcd")
+        if ready:
+            published.append(ready)
+    rest = coalescer.flush()
+    assert "".join(published) + (rest or "") == "abcd" * 12_000
+    assert 150 < len(published) < 400  # far below the event stream's 1000 entries
