@@ -43,12 +43,15 @@ from producer.contracts import (
 from producer.streaming import StreamFollower, StreamReset
 
 _PREFIX_ROLES = ("system", "developer")
+# Sampling and output parameters passed on to every model call of the turn.
+_PASSED_ON = ("temperature", "top_p", "max_tokens", "seed", "stop", "response_format")
 WAIT_SLACK_SECONDS = 5.0  # past the job's deadline, the sweep has failed it
 
 
 class OpenAIChatBody(BaseModel):
-    """The parts of an OpenAI chat completions request the front door reads; other
-    parameters (temperature, ...) are accepted and ignored."""
+    """The parts of an OpenAI chat completions request the front door reads. Of the
+    other parameters, temperature, top_p, max_tokens (or max_completion_tokens), seed,
+    stop and response_format are passed on; the rest are accepted and ignored."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -101,10 +104,16 @@ def build_request(body: OpenAIChatBody, session_header: str | None) -> tuple[Cha
     }
     if prefix:
         fields["prefix_messages"] = prefix
+    extra = body.model_extra or {}
+    given = {name: extra[name] for name in _PASSED_ON if extra.get(name) is not None}
+    if extra.get("max_completion_tokens") is not None:
+        given["max_tokens"] = extra["max_completion_tokens"]
+    fields.update(given)
     try:
         return ChatRequest.model_validate(fields), throwaway
     except ValidationError as exc:
-        where = "X-Session-Id or user" if "session_id" in str(exc) else "messages"
+        first = str(exc.errors()[0]["loc"][0]) if exc.errors() else "messages"
+        where = "X-Session-Id or user" if first == "session_id" else first
         raise FrontDoorError(400, describe_validation_error(exc), param=where) from None
 
 

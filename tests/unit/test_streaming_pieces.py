@@ -166,7 +166,14 @@ def test_front_door_request_mapping() -> None:
     turn, throwaway = build_request(body.model_copy(update={"user": None}), None)
     assert throwaway and turn.session_id.startswith("oai-")
     assert [m.content for m in turn.prefix()] == ["S", "a", "b"]
+    tuned = OpenAIChatBody.model_validate({**body.model_dump(exclude_none=True),
+                                           "temperature": 0.2, "max_completion_tokens": 9,
+                                           "frequency_penalty": 1})
+    turn, _ = build_request(tuned, "s-1")
+    assert (turn.temperature, turn.max_tokens) == (0.2, 9)
     for bad, message in [
+        (OpenAIChatBody.model_validate({**body.model_dump(exclude_none=True),
+                                        "temperature": 5}), "temperature"),
         (body.model_copy(update={"tools": [{"type": "function"}]}), "tools sent by the caller"),
         (OpenAIChatBody(model="m", messages=[{"role": "system", "content": "x"}]),
          "user message"),
