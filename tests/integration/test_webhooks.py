@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from producer import keys
+from producer.async_client import AsyncAgentClient
 from producer.client import AgentClient
 from producer.devstack import DevStack
 from producer.webhook_policy import WebhookRefused
@@ -137,3 +139,22 @@ def test_redirects_are_not_followed(
     assert paths == ["/h", "/h", "/h"]
     assert found["delivered"] is False and found["error"] == "HTTP 307"
 
+
+
+def test_a_job_submitted_by_the_async_client_is_listed_and_posted(
+    stack: DevStack, client: AgentClient, sim: Simulator, model: str, session: str
+) -> None:
+    sim.script(model, {"content": "async done"})
+
+    async def submit_and_wait(url: str) -> str:
+        async with AsyncAgentClient(stack.redis_url) as aclient:
+            job_id = await aclient.submit({"session_id": session, "message": "hi",
+                                           "model": model, "webhook_url": url})
+            await aclient.wait(job_id, 30)
+            return job_id
+
+    with Receiver() as receiver:
+        job_id = asyncio.run(submit_and_wait(receiver.url + "/a"))
+        [hook] = receiver.wait_for(1)
+    assert hook.json["data"]["response"] == "async done"
+    assert [job.job_id for job in client.jobs_of(session)] == [job_id]

@@ -4,14 +4,22 @@ history pages (fakeredis), webhook signing and the delivery-time address check."
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
 import fakeredis
 import pytest
 
 from producer import keys
-from producer.contracts import ChatMessage
+from producer.contracts import (
+    TASK_WEBHOOK_DELIVER,
+    ChatMessage,
+    JobEvent,
+    JobResult,
+    JobStatus,
+)
 from producer.history_import import InvalidHistory, SessionBusy, import_history, parse_history
+from producer.jobstore import JobStore
 from producer.session_listing import history_page, page_bounds
 from producer.webhook_policy import AllowedHosts
 from worker.webhooks import WebhookRefused, resolve_checked, secret_key, sign
@@ -114,3 +122,48 @@ def test_delivery_refuses_names_that_resolve_to_internal_addresses(
         resolve_checked("https://hooks.example.com/x", allowed)
     listed = AllowedHosts.parse("hooks.example.com,10.0.0.0/8,169.254.169.254")
     assert str(resolve_checked("https://hooks.example.com/x", listed)) == "10.1.2.3"
+
+
+class SentTasks:
+    """Stands in for the Celery app: records what would be published."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any], str]] = []
+
+    def send_task(self, name: str, *, kwargs: dict[str, Any], task_id: str,
+                  **_: Any) -> None:
+        self.sent.append((name, kwargs, task_id))
+
+
+def ended(job_id: str) -> tuple[JobResult, JobEvent]:
+    now = time.time()
+    job = JobResult(job_id=job_id, session_id="s1", status=JobStatus.SUCCEEDED,
+                    created_at=now, updated_at=now)
+    return job, JobEvent(job_id=job_id, kind="succeeded", at=now)
+
+
+def test_ending_a_job_enqueues_its_webhook_once_whoever_ends_it_how_often() -> None:
+    r = fakeredis.FakeRedis(decode_responses=True)
+    store = JobStore(r)
+    tasks = SentTasks()
+    store.celery = tasks  # type: ignore[assignment]
+    r.set(keys.job_webhook("job-with-hook"), "https://hooks.example.com/x")
+    assert store.finish(*ended("job-with-hook")) is True
+    assert store.finish(*ended("job-with-hook")) is False  # a redelivered copy
+    store.fail("job-with-hook", "late failure")  # a sweep finding it ended
+    assert tasks.sent == [
+        (TASK_WEBHOOK_DELIVER, {"job_id": "job-with-hook"}, "job-with-hook-webhook")]
+    assert store.finish(*ended("job-without")) is True
+    assert len(tasks.sent) == 1  # no webhook_url: nothing to send
+
+
+def test_a_crash_between_sending_and_marking_sends_again_on_the_next_attempt() -> None:
+    r = fakeredis.FakeRedis(decode_responses=True)
+    store = JobStore(r)
+    tasks = SentTasks()
+    store.celery = tasks  # type: ignore[assignment]
+    r.set(keys.job_webhook("j1"), "https://hooks.example.com/x")
+    store.finish(*ended("j1"))
+    r.delete(keys.webhook_sent("j1"))  # as if the process died before the mark
+    store.finish(*ended("j1"))  # the redelivered task ends it again: sent again
+    assert [t[2] for t in tasks.sent] == ["j1-webhook", "j1-webhook"]  # same task id
