@@ -23,6 +23,7 @@ import compose
 import pytest
 import requests
 
+from producer.deployment import AGENTS_WORKER, TOOLS_WORKER
 from producer.devstack import PROJECT_ROOT, DevStack, free_port
 from tests.integration.conftest import OUTPUT_DIR
 
@@ -72,10 +73,13 @@ def test_compose_file_has_the_operational_properties() -> None:
     # one image, built from the repo's Dockerfile, for every Python service
     assert {services[s]["image"] for s in PYTHON_SERVICES} == {"celery-agents:local"}
     assert {services[s]["build"]["dockerfile"] for s in PYTHON_SERVICES} == {"Dockerfile"}
-    for name, queue in (("worker", "agents"), ("tools-worker", "tools")):
+    for name, profile in (("worker", AGENTS_WORKER), ("tools-worker", TOOLS_WORKER)):
         worker = services[name]
         command = worker["command"]
-        assert command[command.index("-Q") + 1] == queue
+        assert command[command.index("-Q") + 1] == profile.queue
+        # the pool and concurrency that dev, the demo, the tests and the benchmarks run
+        assert command[command.index("-P") + 1] == profile.pool
+        assert command[command.index("-c") + 1] == str(profile.concurrency)
         assert "container_name" not in worker and "ports" not in worker  # --scale works
         assert worker["environment"]["REMAP_SIGTERM"] == "SIGQUIT"
         soft = float(worker["environment"]["AGENT_SOFT_SHUTDOWN_TIMEOUT"])
