@@ -17,7 +17,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from producer.cli_approve import add_approve_command, describe_pending, run_approve
+from producer.cli_approve import (
+    add_approval_flags,
+    add_approve_command,
+    approval_fields,
+    describe_pending,
+    run_approve,
+)
 from producer.cli_sessions import (
     FlagError,
     add_request_flags,
@@ -103,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--json", action="store_true", help="machine-readable output")
     add_stream_flag(submit)  # --stream (producer/cli_stream.py)
     add_request_flags(submit)  # model parameters, --image, --metadata, --webhook-url
+    add_approval_flags(submit)  # --require-approval, --approval-timeout
 
     cancel = commands.add_parser("cancel", help="cancel a queued or running job")
     cancel.add_argument("job_id")
@@ -184,6 +191,7 @@ def _submit(client: AgentClient, args: argparse.Namespace) -> int:
         "stream": args.stream,
         **_assistant_fields(args),
         **request_flag_fields(args),  # producer/cli_sessions.py
+        **approval_fields(args),  # producer/cli_approve.py
     }
     try:
         job_id = client.submit({k: v for k, v in request.items() if v is not None})

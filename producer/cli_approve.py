@@ -30,6 +30,20 @@ def add_approve_command(commands: Any) -> None:
     approve.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def add_approval_flags(submit: argparse.ArgumentParser) -> None:
+    """``submit`` flags for the request's approval fields."""
+    submit.add_argument("--require-approval", action="append", dest="require_approval",
+                        metavar="TOOL",
+                        help="calls of this tool wait for a person's decision (repeatable)")
+    submit.add_argument("--approval-timeout", type=float, dest="approval_timeout_seconds",
+                        help="a call undecided this many seconds counts as declined")
+
+
+def approval_fields(args: argparse.Namespace) -> dict[str, Any]:
+    return {"require_approval": args.require_approval,
+            "approval_timeout_seconds": args.approval_timeout_seconds}
+
+
 def run_approve(client: AgentClient, args: argparse.Namespace) -> int:
     try:
         decision = client.approve(args.job_id, args.call_id, approved=not args.deny,

@@ -97,8 +97,11 @@ def test_a_declined_call_is_an_error_output_and_the_turn_goes_on(
 ) -> None:
     sim.script(model, {"tool_calls": [tool_call("calculator", {"expression": "2+2"}, "c1")]},
                {"content": "I was not allowed."})
-    job_id = client.submit(ask(session, model, require_approval=["calculator"]))
-    event_of(client, job_id, "approval_required")
+    submitted = cli(stack, "submit", "add them", "--session", session, "--model", model,
+                    "--require-approval", "calculator", "--approval-timeout", "60")
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip()
+    assert event_of(client, job_id, "approval_required").detail["tool_name"] == "calculator"
     assert cli(stack, "approve", job_id, "c1", "--deny",
                "--reason", "not today").returncode == 0
     result = wait_job(client, job_id, 30)
@@ -214,6 +217,8 @@ def test_the_deadline_applies_while_waiting(
     sim.script(model, {"tool_calls": [pay("x", "p1")]})
     result = client.run(ask(session, model, deadline_seconds=2), timeout=30)
     assert result.status == JobStatus.FAILED and "deadline" in (result.error or "")
+    with pytest.raises(JobEnded):
+        client.approve(result.job_id, "p1")
 
 
 @pytest.mark.parametrize("protocol", ["responses", "assistants"])
