@@ -191,3 +191,14 @@ def test_an_error_publishing_text_is_not_taken_for_a_model_error(sim: SimulatorS
 
     with pytest.raises(ValueError, match="the sink broke"):
         complete_stream(client, _call("hello there"), broken_sink)
+
+
+def test_stream_is_a_chat_mode_field() -> None:
+    from pydantic import ValidationError
+
+    from producer.contracts import ChatRequest
+
+    assert ChatRequest(session_id="s", message="hi", stream=True).stream is True
+    assert ChatRequest(session_id="s", message="hi").stream is False
+    with pytest.raises(ValidationError, match="assistant mode does not stream"):
+        ChatRequest(session_id="s", message="hi", mode="assistant", stream=True)
