@@ -240,3 +240,24 @@ def test_a_killed_worker_leaves_the_registry_when_its_lease_lapses(
     gone_after = time.monotonic() - killed
     assert gone_after < 3 * HEARTBEAT + 1.5, gone_after
     assert "echo" in served(rclient)  # the other workers' tools stay
+
+
+def test_the_registry_comes_back_after_a_redis_restart_that_lost_it(
+    reg: Reg, rclient: AgentClient, rsim: Simulator, model: str, session: str
+) -> None:
+    reg.stack.restart_redis(kill=True)  # no persistence: every announcement is gone
+    # The next heartbeats announce again (the workers reconnect by themselves).
+    wait_for(lambda: _served_or_none(rclient), 20, "the tools to be announced again")
+    rsim.script(model, {"tool_calls": [tool_call("echo", {"text": "back"}, "e1")]},
+                {"content": "ok"})
+    result = rclient.run({"session_id": session, "message": "x", "model": model,
+                          "tools": ["echo"]}, timeout=30)
+    assert result.status == JobStatus.SUCCEEDED, result.error
+    assert result.sources[0].content == "back"
+
+
+def _served_or_none(client: AgentClient) -> bool:
+    try:
+        return "echo" in served(client)
+    except Exception:  # Redis still coming back
+        return False

@@ -82,7 +82,7 @@ def _run_tool(
     if unserved or not serves(ctx.registry, tool_call.name):
         # Never an internal error: the model reads which worker lacked the tool.
         worker = None if unserved else str(task.request.hostname)
-        output = ctx.turns.tool_output_once(job_id, not_served(tool_call, worker))
+        output = ctx.turns.tool_output_once(job_id, not_served(tool_call, worker, allowed))
     elif _runs_at_most_once(ctx, tool_call, allowed) and not ctx.turns.claim_tool_call(
         job_id, tool_call.id
     ):

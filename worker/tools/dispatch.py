@@ -22,9 +22,12 @@ def serves(registry: ToolRegistry, name: str) -> bool:
     return name in registry or mcp_calls.serves(name)
 
 
-def not_served(call: ToolCall, worker: str | None) -> ToolOutput:
+def not_served(call: ToolCall, worker: str | None, allowed: list[str]) -> ToolOutput:
     """The output of a call no worker could run: ``worker`` None: no live worker serves
-    the tool; else the worker the call reached, which lacks it."""
+    the tool; else the worker the call reached, which lacks it. A name that is no tool
+    of the turn at all (the model made it up) gets LlamaIndex's text."""
+    if call.name not in allowed:
+        return error_output(call, f"Tool with name {call.name} not found")
     if worker is None:
         return error_output(call, f"Error: tool {call.name} is not served by any worker "
                                   "right now")
