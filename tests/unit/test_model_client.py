@@ -59,3 +59,40 @@ def test_tool_calls_go_out_in_the_nested_wire_format() -> None:
         "tool_calls": [{"id": "c1", "type": "function",
                         "function": {"name": "calc", "arguments": '{"a": 1}'}}],
     }
+
+
+def test_a_raw_completion_becomes_a_model_reply() -> None:
+    from worker.model_client import reply_from_completion
+
+    reply = reply_from_completion({
+        "choices": [{"message": {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function",
+             "function": {"name": "calculator", "arguments": '{"expression": "1+1"}'}},
+        ]}}],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+    })
+    assert reply.content is None
+    assert reply.tool_calls == [ToolCall(id="c1", name="calculator",
+                                         arguments='{"expression": "1+1"}')]
+    assert (reply.usage.prompt_tokens, reply.usage.total_tokens) == (7, 10)
+    plain = reply_from_completion({"choices": [{"message": {"content": "hi"}}]})
+    assert plain.content == "hi" and plain.tool_calls == [] and plain.usage.total_tokens == 0
+
+
+@pytest.mark.parametrize("document", [
+    {}, {"choices": None}, {"choices": [{}]}, {"choices": [{"message": {"tool_calls": [{}]}}]},
+    [], "not an object",
+])
+def test_a_malformed_completion_is_a_readable_model_error(document: object) -> None:
+    from worker.model_client import reply_from_completion
+
+    with pytest.raises(ModelError, match="malformed completion|no choices") as raised:
+        reply_from_completion(document)
+    assert not raised.value.transient
+
+
+def test_no_choices_is_a_model_error() -> None:
+    from worker.model_client import reply_from_completion
+
+    with pytest.raises(ModelError, match="no choices"):
+        reply_from_completion({"choices": []})
