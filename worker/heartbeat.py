@@ -19,7 +19,7 @@ from typing import Any
 
 logger = logging.getLogger("celery_agents")
 
-BeatFn = Callable[[Any], None]  # called with the worker's consumer
+BeatFn = Callable[[Any], object]  # called with the worker's consumer; its result is unused
 
 
 @dataclass
