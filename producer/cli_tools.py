@@ -41,4 +41,7 @@ def run_tools(client: AgentClient, args: argparse.Namespace) -> int:
               f"{'  source=' + entry.source if entry.source != 'python' else ''}")
         if entry.description:
             print(f"    {entry.description}")
+        if entry.refused:
+            print(f"    CONFLICT: a different definition from {', '.join(entry.refused)} "
+                  "is refused (give every worker the same version)")
     return EXIT_OK

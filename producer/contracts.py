@@ -459,6 +459,8 @@ class ToolEntry(ToolSpec):
     """A registry entry as listed: the spec and the workers serving it right now."""
 
     servers: list[str] = Field(default_factory=list)
+    # Live workers announcing a different spec under this name, refused (a conflict).
+    refused: list[str] = Field(default_factory=list)
 
 
 class JobResult(Strict):

@@ -250,6 +250,7 @@ def tool_servers(name: str) -> str:
     return f"{PREFIX}:tools:servers:{name}"
 
 
-def tool_conflict(name: str, worker: str) -> str:
-    """JSON of an announcement refused for a differing spec; lives one lease."""
-    return f"{PREFIX}:tools:conflict:{name}:{worker}"
+def tool_refused(name: str) -> str:
+    """Sorted set: worker -> lease end (ms) of announcements refused for a spec that
+    differs from the served one (a version conflict, listed by ``tools``); same TTL."""
+    return f"{PREFIX}:tools:refused:{name}"

@@ -32,9 +32,9 @@ class UnknownTools(LookupError):
 _ANNOUNCE = """
 local worker, now, lease_end, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local refused = {}
-local n = (#KEYS - 1) / 2
+local n = (#KEYS - 1) / 3
 for i = 1, n do
-  local spec_key, servers_key = KEYS[2 * i], KEYS[2 * i + 1]
+  local spec_key, servers_key, refused_key = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
   local name, digest, spec = ARGV[3 * i + 2], ARGV[3 * i + 3], ARGV[3 * i + 4]
   local stored = redis.call('HGET', spec_key, 'digest')
   local ok = true
@@ -50,8 +50,11 @@ for i = 1, n do
     redis.call('EXPIRE', spec_key, ttl)
     redis.call('EXPIRE', servers_key, ttl)
     redis.call('ZADD', KEYS[1], 'GT', lease_end, name)
+    redis.call('ZREM', refused_key, worker)
   else
     table.insert(refused, name)
+    redis.call('ZADD', refused_key, lease_end, worker)
+    redis.call('EXPIRE', refused_key, ttl)
   end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl * 1000)
@@ -75,7 +78,7 @@ end
 return 1
 """
 
-# Returns spec, servers (space-separated), spec, servers, ... for every live tool.
+# Returns spec, servers, refused (space-separated), spec, ... for every live tool.
 _SNAPSHOT = """
 local now = ARGV[1]
 local out = {}
@@ -84,8 +87,10 @@ for _, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) 
   if #servers > 0 then
     local spec = redis.call('HGET', ARGV[2] .. name, 'spec')
     if spec then
+      local refused = redis.call('ZRANGEBYSCORE', ARGV[4] .. name, '(' .. now, '+inf')
       table.insert(out, spec)
       table.insert(out, table.concat(servers, ' '))
+      table.insert(out, table.concat(refused, ' '))
     end
   end
 end
@@ -119,7 +124,8 @@ class ToolRegistryStore:
             worker, _ms(now), _ms(now + keys.tool_lease_seconds()), keys.job_ttl_seconds(),
         ]
         for spec in specs:
-            key_list += [keys.tool_spec(spec.name), keys.tool_servers(spec.name)]
+            key_list += [keys.tool_spec(spec.name), keys.tool_servers(spec.name),
+                         keys.tool_refused(spec.name)]
             args += [spec.name, spec.digest(), spec.model_dump_json()]
         refused = self._announce(keys=key_list, args=args)
         return [_text(name) for name in refused]
@@ -140,12 +146,13 @@ class ToolRegistryStore:
         now = time.time() if now is None else now
         raw = self._snapshot(
             keys=[keys.tools_index()],
-            args=[_ms(now), keys.tool_spec(""), keys.tool_servers("")],
+            args=[_ms(now), keys.tool_spec(""), keys.tool_servers(""), keys.tool_refused("")],
         )
         entries: dict[str, ToolEntry] = {}
-        for spec, servers in zip(raw[::2], raw[1::2], strict=True):
+        for spec, servers, refused in zip(raw[::3], raw[1::3], raw[2::3], strict=True):
             entry = ToolEntry.model_validate_json(spec)
             entry.servers = sorted(_text(servers).split())
+            entry.refused = sorted(_text(refused).split())
             entries[entry.name] = entry
         return dict(sorted(entries.items()))
 

@@ -185,6 +185,8 @@ def test_a_conflicting_schema_is_refused_and_the_entry_never_flips(
         after = served(rclient)["lookup_customer"]
         assert after.parameters == before.parameters
         assert [s.split("@")[0] for s in after.servers] == ["billing"]
+        assert [s.split("@")[0] for s in after.refused] == ["billing-v2"]
+        assert "CONFLICT: a different definition from billing-v2@" in run_cli(reg, "tools").stdout
     finally:
         v2.stop()
 

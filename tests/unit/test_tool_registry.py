@@ -51,6 +51,7 @@ def test_a_different_spec_is_refused_while_another_worker_serves_the_first(
         assert store.announce("old", [v1], now=t) == []
         entry = store.live(now=t)["echo"]
         assert entry.description == "v1" and entry.servers == ["old"]
+        assert entry.refused == ["new"]  # listed as a conflict
     # Once the old servers are gone, the new definition takes over (a deployment).
     store.withdraw("old", ["echo"], now=NOW + 30)
     assert store.announce("new", [v2], now=NOW + 30) == []
