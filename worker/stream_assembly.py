@@ -10,8 +10,9 @@ text seen so far is published, so Redis sees tens of writes per answer, not one 
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,44 @@ MAX_COALESCE_SECONDS = 1.0
 
 class MalformedChunk(ValueError):
     """A chunk that is not a chat.completion.chunk the assembler can fold."""
+
+
+class StreamErrorEvent(Exception):
+    """The server sent an error object inside the stream (``data: {"error": ...}``)."""
+
+
+def sse_chunks(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a chat completions event stream, up to ``data: [DONE]``.
+
+    Parsed here rather than by the client's typed chunk models: a plain ``json.loads``
+    per chunk costs about a quarter of the CPU, and a streamed answer has hundreds.
+    """
+    data: list[str] = []
+    for line in _with_end(lines):
+        if line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+            continue
+        if line or not data:  # comments, event names, ids; or a blank line between events
+            continue
+        payload, data = "\n".join(data), []
+        if payload.startswith("[DONE]"):
+            return
+        try:
+            chunk = json.loads(payload)
+        except ValueError as exc:
+            raise MalformedChunk(f"not JSON ({exc}): {payload[:80]!r}") from None
+        if not isinstance(chunk, dict):
+            raise MalformedChunk(f"not a JSON object: {payload[:80]!r}")
+        error = chunk.get("error")
+        if error:
+            message = error.get("message") if isinstance(error, dict) else None
+            raise StreamErrorEvent(str(message or error))
+        yield chunk
+
+
+def _with_end(lines: Iterable[str]) -> Iterator[str]:
+    yield from lines
+    yield ""  # a stream cut off right after its last data line still yields that event
 
 
 @dataclass

@@ -21,6 +21,7 @@ from producer.streaming import StreamFollower, StreamReset, stream_item
 from simulator.server import SimulatorServer
 from simulator.streaming import StreamConfig, split_text
 from worker.model_client import ModelError, complete_stream
+from worker.stream_assembly import MalformedChunk, StreamErrorEvent, sse_chunks
 from worker.stream_step import begin_attempt, settle
 from worker.turn import ModelCall, ModelReply
 
@@ -81,7 +82,7 @@ def test_simulator_stream_faults_become_readable_model_errors(sim: SimulatorServ
     for settings, text, transient in [
         ({"refuse": True}, "model API error 400: Streaming is not supported", False),
         ({"refuse": False, "malformed_after": 2}, "malformed stream chunk", False),
-        ({"malformed_after": None, "drop_after": 2}, "model API", True),
+        ({"malformed_after": None, "drop_after": 2}, "model stream broken off", True),
     ]:
         assert _configure(sim, {"model": "gpt-4o-mini", **settings})[0] == 200
         with pytest.raises(ModelError, match=text) as caught:
@@ -181,6 +182,19 @@ def test_front_door_request_mapping() -> None:
     ]:
         with pytest.raises(FrontDoorError, match=message):
             build_request(bad, None)
+
+
+def test_sse_chunks_parse_data_lines_errors_and_done() -> None:
+    lines = [": comment", "event: x", 'data: {"a": 1}', "", "data: {\"b\":", "data: 2}", "",
+             "data: [DONE]", "", 'data: {"after": "done"}', ""]
+    assert list(sse_chunks(lines)) == [{"a": 1}, {"b": 2}]
+    assert list(sse_chunks(['data: {"cut": "off"}'])) == [{"cut": "off"}]
+    with pytest.raises(MalformedChunk, match="not JSON"):
+        list(sse_chunks(["data: {nope", ""]))
+    with pytest.raises(MalformedChunk, match="not a JSON object"):
+        list(sse_chunks(["data: [1]", ""]))
+    with pytest.raises(StreamErrorEvent, match="overloaded"):
+        list(sse_chunks(['data: {"error": {"message": "overloaded"}}', ""]))
 
 
 def test_an_error_publishing_text_is_not_taken_for_a_model_error(sim: SimulatorServer) -> None:
