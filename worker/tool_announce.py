@@ -15,7 +15,12 @@ import threading
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
-from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import (
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
 
 from producer import keys
 from producer.contracts import ToolSpec
@@ -65,6 +70,7 @@ class Announcer:
         self.announced: set[str] = set()
         self._refused: set[str] = set()
         self._skipped_logged = False
+        self.stopping = False
         self._lock = threading.Lock()
 
     def served_specs(self) -> list[ToolSpec]:
@@ -88,6 +94,8 @@ class Announcer:
         """Renew every served tool's lease, withdraw tools no longer served; returns the
         names refused for a conflicting spec (logged once per conflict)."""
         with self._lock:
+            if self.stopping:  # withdrawn: a late beat must not announce again
+                return []
             specs = self.served_specs()
             refused = self.store.announce(self.worker, specs)
             gone = self.announced - {s.name for s in specs}
@@ -139,6 +147,7 @@ class Announcer:
 
     def withdraw(self) -> None:
         with self._lock:
+            self.stopping = True
             if self.announced:
                 self.store.withdraw(self.worker, self.announced)
                 logger.info("worker %s withdrew its tools: %s", self.worker,
@@ -188,6 +197,22 @@ def _announce_at_ready(sender: Any = None, **_: Any) -> None:
                        lambda _consumer: announce_now())
 
 
+def _withdraw_when_shutdown_starts(**_: Any) -> None:
+    # A worker in warm shutdown consumes nothing more: calls routed to it now would wait
+    # in its queue. Withdraw at the start (a thread: this runs in the signal handler);
+    # _withdraw_at_shutdown below repeats it at the end, in case this one failed.
+    if _announcer is not None:
+        threading.Thread(target=_withdraw_quietly, name="tools-withdraw", daemon=True).start()
+
+
+def _withdraw_quietly() -> None:
+    try:
+        if _announcer is not None:
+            _announcer.withdraw()
+    except Exception as exc:  # the worker_shutdown handler tries again
+        logger.warning("could not withdraw tools: %s: %s", type(exc).__name__, exc)
+
+
 def _withdraw_at_shutdown(**_: Any) -> None:
     if _announcer is not None:
         try:
@@ -203,5 +228,6 @@ def _close_mcp_sessions(**_: Any) -> None:
 
 # Not as decorators: Celery's signal decorators are untyped.
 worker_ready.connect(_announce_at_ready)
+worker_shutting_down.connect(_withdraw_when_shutdown_starts)
 worker_shutdown.connect(_withdraw_at_shutdown)
 worker_process_shutdown.connect(_close_mcp_sessions)
