@@ -194,6 +194,25 @@ def test_a_dead_http_server_leaves_the_registry_and_comes_back(
     assert outputs(result)["r0c0"] == (False, "42")
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the Assistants API namespace
+@pytest.mark.parametrize("protocol", ["responses", "assistants"])
+def test_assistant_mode_takes_its_function_tools_from_the_registry(
+    mclient: AgentClient, msim: Simulator, model: str, session: str, protocol: str
+) -> None:
+    msim.script(model, {"tool_calls": [tool_call("fx__add", {"a": 5, "b": 6}, "a1")],
+                        "delay_ms": 50}, {"content": "eleven", "delay_ms": 50})
+    result = mclient.run({"session_id": session, "message": "5+6?", "model": model,
+                          "mode": "assistant", "protocol": protocol, "poll_interval": 0.1,
+                          "tools": ["fx__add"]}, timeout=60)
+    assert result.status == JobStatus.SUCCEEDED, result.error
+    assert [(s.tool_name, s.content) for s in result.sources] == [("fx__add", "11")]
+    if protocol == "responses":  # (the simulator records no assistant definitions)
+        body = msim.requests(model, "responses.create")[0]
+        # The schema came from the registry: the agents worker imports no tool module.
+        assert [t["name"] for t in body["tools"]] == ["fx__add"]
+        assert body["tools"][0]["parameters"]["properties"]["a"]["type"] == "integer"
+
+
 def test_the_mcp_secret_never_reaches_redis_or_logs(mcp: Mcp) -> None:
     assert mcp.stack.redis_url
     r = redis.Redis.from_url(mcp.stack.redis_url)
