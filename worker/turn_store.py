@@ -12,7 +12,8 @@ from typing import cast
 import redis
 
 from producer import keys
-from producer.contracts import JobResult, ToolOutput
+from producer.contracts import JobEvent, JobResult, ToolOutput
+from producer.jobstore import EVENTS_MAX_LEN
 from worker.turn import ModelReply, TurnState
 
 # The start of every compare-and-set script on a versioned state (KEYS[1]; ARGV[1]: the
@@ -28,9 +29,30 @@ elseif tonumber(ARGV[1]) >= 0 then
 end
 """
 
-# Replace the turn state only if the stored one still has the expected version.
+# Replace the turn state only if the stored one still has the expected version; with an
+# event (ARGV[4], '' for none), append it to the job's stream (KEYS[2]) in the same call.
 _COMPARE_AND_SET = VERSION_GUARD_LUA + """
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+if ARGV[4] ~= '' then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'event', ARGV[4])
+end
+return 1
+"""
+
+# A turn's first state and its job's ``running`` record and ``started`` event, at once.
+# KEYS: turn state, job final marker, job record, events. ARGV: state, ttl, record, event,
+# events maxlen. Returns 1 (started), 0 (the job had ended: nothing written) or 2 (a
+# redelivered copy of the start created the state first).
+_START = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return 0
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 2
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[2])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'event', ARGV[4])
 return 1
 """
 
@@ -39,6 +61,7 @@ class TurnStore:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
         self._cas = client.register_script(_COMPARE_AND_SET)
+        self._start = client.register_script(_START)
 
     def load_step(
         self, job_id: str, step: int
@@ -75,14 +98,32 @@ class TurnStore:
         """Store the first state of a turn; False if a (redelivered) start already did."""
         return self._save(state, expected_version=-1)
 
-    def advance(self, previous: TurnState, new: TurnState) -> bool:
-        """Replace ``previous`` by ``new``; False if another copy of the task got there first."""
-        return self._save(new, expected_version=previous.version)
+    def advance(
+        self, previous: TurnState, new: TurnState, event: JobEvent | None = None
+    ) -> bool:
+        """Replace ``previous`` by ``new`` (and append ``event`` with it, in the same round
+        trip); False, and nothing written, if another copy of the task got there first."""
+        return self._save(new, expected_version=previous.version, event=event)
 
-    def _save(self, state: TurnState, expected_version: int) -> bool:
+    def start(self, state: TurnState, running: JobResult, started: JobEvent) -> int:
+        """Store a turn's first state with its job's running record and started event.
+
+        1: done; 0: the job had ended (cancelled while queued); 2: a redelivered copy of
+        the start created the state first (then nothing is written here).
+        """
+        ttl = keys.job_ttl_seconds()
+        return int(self._start(
+            keys=[keys.turn_state(state.job_id), keys.job_final(state.job_id),
+                  keys.job(state.job_id), keys.job_events(state.job_id)],
+            args=[state.model_dump_json(), ttl, running.model_dump_json(),
+                  started.model_dump_json(), EVENTS_MAX_LEN],
+        ))
+
+    def _save(self, state: TurnState, expected_version: int, event: JobEvent | None = None) -> bool:
         done = self._cas(
-            keys=[keys.turn_state(state.job_id)],
-            args=[expected_version, state.model_dump_json(), keys.job_ttl_seconds()],
+            keys=[keys.turn_state(state.job_id), keys.job_events(state.job_id)],
+            args=[expected_version, state.model_dump_json(), keys.job_ttl_seconds(),
+                  event.model_dump_json() if event else "", EVENTS_MAX_LEN],
         )
         return bool(done)
 

@@ -13,6 +13,7 @@ from producer.contracts import (
     TASK_ABORT_TURN,
     TASK_MODEL_STEP,
     TASK_START_TURN,
+    JobEvent,
     JobResult,
     JobStatus,
     StartTurn,
@@ -109,16 +110,19 @@ def _create_turn(
         deadline_at=message.deadline_at,
         approval_tools=approval_tools,
     )
-    if not ctx.turns.create(state):  # a redelivered copy created it first
-        return ctx.turns.load(message.job_id), False
     if job is None:  # sent by a producer that did not create a record
         job = JobResult(job_id=message.job_id, session_id=request.session_id,
                         status=JobStatus.QUEUED, created_at=now, updated_at=now)
     running = job.model_copy(
         update={"status": JobStatus.RUNNING, "model": model, "updated_at": now}
     )
-    if not ctx.jobs.mark_running(running, model=model, tools=list(names)):
-        ctx.jobs.released(message.job_id, request.session_id)  # cancelled meanwhile
+    started = JobEvent(job_id=message.job_id, kind="started", at=now,
+                       detail={"model": model, "tools": list(names)})
+    outcome = ctx.turns.start(state, running, started)  # one round trip for all three
+    if outcome == 2:  # a redelivered copy created it first
+        return ctx.turns.load(message.job_id), False
+    if outcome == 0:  # cancelled (or timed out) while queued
+        ctx.jobs.released(message.job_id, request.session_id)
         return None, False
     return state, True
 
@@ -220,19 +224,22 @@ def _call_model(task: Task, ctx: WorkerContext, state: TurnState) -> ModelReply 
 def _record_reply(
     ctx: WorkerContext, state: TurnState, reply: ModelReply
 ) -> tuple[TurnState, bool]:
-    """The state with the reply applied, and whether this task saved it."""
-    new, saved = _save(ctx, state, apply_model_reply(state, reply))
-    if saved:
-        ctx.jobs.emit(
-            state.job_id, "model_reply", step=state.step,
-            tool_calls=[c.name for c in reply.tool_calls], final=new.phase == "done",
-        )
-    return new, saved
+    """The state with the reply applied, and whether this task saved it (with its
+    ``model_reply`` event, in the same round trip)."""
+    new = apply_model_reply(state, reply)
+    event = JobEvent(
+        job_id=state.job_id, kind="model_reply", at=time.time(), step=state.step,
+        detail={"tool_calls": [c.name for c in reply.tool_calls],
+                "final": new.phase == "done"},
+    )
+    return _save(ctx, state, new, event)
 
 
-def _save(ctx: WorkerContext, state: TurnState, new: TurnState) -> tuple[TurnState, bool]:
+def _save(
+    ctx: WorkerContext, state: TurnState, new: TurnState, event: JobEvent | None = None
+) -> tuple[TurnState, bool]:
     """Replace ``state`` by ``new``; if another copy of the task got there first, its state."""
-    if ctx.turns.advance(state, new):
+    if ctx.turns.advance(state, new, event):
         return new, True
     return ctx.turns.load(state.job_id) or new, False
 
