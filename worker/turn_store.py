@@ -39,6 +39,18 @@ end
 return 1
 """
 
+# A tool call's output, kept once per tool_call_id, with its ``tool_finished`` event.
+# KEYS: output, events. ARGV: output, ttl, event, events maxlen. Returns nil when this
+# output was kept, else the output an earlier delivery stored.
+_TOOL_OUTPUT_ONCE = """
+local kept = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'event', ARGV[3])
+if kept then
+  return false
+end
+return redis.call('GET', KEYS[1])
+"""
+
 # A turn's first state and its job's ``running`` record and ``started`` event, at once.
 # KEYS: turn state, job final marker, job record, events. ARGV: state, ttl, record, event,
 # events maxlen. Returns 1 (started), 0 (the job had ended: nothing written) or 2 (a
@@ -62,6 +74,7 @@ class TurnStore:
         self.redis = client
         self._cas = client.register_script(_COMPARE_AND_SET)
         self._start = client.register_script(_START)
+        self._tool_output_once = client.register_script(_TOOL_OUTPUT_ONCE)
 
     def load_step(
         self, job_id: str, step: int
@@ -138,11 +151,22 @@ class TurnStore:
         raw = cast(str | None, self.redis.get(keys.step_reply(job_id, step)))
         return ModelReply.model_validate_json(raw) if raw else None
 
-    def tool_output_once(self, job_id: str, output: ToolOutput) -> ToolOutput:
+    def tool_output_once(
+        self, job_id: str, output: ToolOutput, finished: JobEvent | None = None
+    ) -> ToolOutput:
+        """Keep the first output stored for a call and return it (ours or an earlier one);
+        with ``finished``, its event goes out in the same round trip."""
         key = keys.tool_result(job_id, output.tool_call_id)
-        if self.redis.set(key, output.model_dump_json(), nx=True, ex=keys.job_ttl_seconds()):
-            return output
-        return self.cached_tool_output(job_id, output.tool_call_id) or output
+        if finished is None:
+            if self.redis.set(key, output.model_dump_json(), nx=True, ex=keys.job_ttl_seconds()):
+                return output
+            return self.cached_tool_output(job_id, output.tool_call_id) or output
+        earlier = self._tool_output_once(
+            keys=[key, keys.job_events(job_id)],
+            args=[output.model_dump_json(), keys.job_ttl_seconds(), finished.model_dump_json(),
+                  EVENTS_MAX_LEN],
+        )
+        return ToolOutput.model_validate_json(earlier) if earlier else output
 
     def claim_tool_call(self, job_id: str, tool_call_id: str) -> bool:
         """Mark a call of a non-idempotent tool as started; False if it was claimed before."""

@@ -15,7 +15,7 @@ from celery import Task
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 from celery.utils.log import get_task_logger
 
-from producer.contracts import TASK_TOOL_RUN, ToolCall, ToolOutput
+from producer.contracts import TASK_TOOL_RUN, JobEvent, ToolCall, ToolOutput
 from worker.app import app
 from worker.context import WorkerContext, get_context
 from worker.settings import WorkerSettings
@@ -95,13 +95,24 @@ def _run_tool(
             output = run_call(ctx, tool_call, allowed, (SoftTimeLimitExceeded,))
         except SoftTimeLimitExceeded:
             output = timed_out(tool_call)
-        output = ctx.turns.tool_output_once(job_id, output)
+        # kept once, and its tool_finished event, in one round trip
+        output = ctx.turns.tool_output_once(job_id, output, _finished(job_id, output))
+        log_step(job_id, "-", f"tool:{tool_call.name}", task.name, started)
+        return output.model_dump()
     ctx.jobs.emit(
         job_id, "tool_finished", tool=tool_call.name, tool_call_id=tool_call.id,
         is_error=output.is_error,
     )
     log_step(job_id, "-", f"tool:{tool_call.name}", task.name, started)
     return output.model_dump()
+
+
+def _finished(job_id: str, output: ToolOutput) -> JobEvent:
+    return JobEvent(
+        job_id=job_id, kind="tool_finished", at=time.time(),
+        detail={"tool": output.tool_name, "tool_call_id": output.tool_call_id,
+                "is_error": output.is_error},
+    )
 
 
 def _runs_at_most_once(ctx: WorkerContext, call: ToolCall, allowed: list[str]) -> bool:
