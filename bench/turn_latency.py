@@ -1,6 +1,7 @@
 """Benchmark: latency of a one-tool turn through the queue, and turns per second.
 
-Starts its own redis-server, simulator (zero latency) and one worker process per queue,
+Starts its own redis-server, simulator (zero latency) and one worker process per queue
+(the deployment's pools: producer/deployment.py),
 then prints one JSON object:
 - ``queued_turn_ms``: a one-tool turn (2 model calls + 1 tool) submitted through the
   producer and awaited, one at a time;
@@ -33,6 +34,7 @@ from producer.contracts import (
     JobStatus,
     ToolCall,
 )
+from producer.deployment import AGENTS_WORKER, TOOLS_WORKER
 from producer.devstack import DevStack
 from worker.tools import default_registry, execute_tool_call
 
@@ -113,13 +115,16 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=2, help="pool size per worker")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="pool size per worker (default: the deployment's)")
     args = parser.parse_args()
     with DevStack() as stack:
         redis_url = stack.start_redis()
         sim_url = stack.start_simulator(latency_ms=0)
         stack.start_worker(["agents"], args.concurrency, "agents", loglevel="INFO")
         stack.start_worker(["tools"], args.concurrency, "tools", loglevel="INFO")
+        agents_c = args.concurrency or AGENTS_WORKER.concurrency
+        tools_c = args.concurrency or TOOLS_WORKER.concurrency
         with AgentClient(redis_url) as client:
             queued_turns(client, 10)  # warm up pools, connections and tokenizer
             queued = queued_turns(client, args.turns)
@@ -128,8 +133,8 @@ def main() -> None:
     queued_stats, direct_stats = percentiles(queued), percentiles(direct)
     print(json.dumps({
         "benchmark": "one-tool chat turn (2 model calls + 1 tool), simulator latency 0",
-        "workers": {"agents": f"1 process, prefork -c {args.concurrency}",
-                    "tools": f"1 process, prefork -c {args.concurrency}"},
+        "workers": {"agents": f"1 process, -P {AGENTS_WORKER.pool} -c {agents_c}",
+                    "tools": f"1 process, -P {TOOLS_WORKER.pool} -c {tools_c}"},
         "task_events": os.environ.get("AGENT_TASK_EVENTS", "1"),
         "queued_turn_ms": queued_stats,
         "in_process_turn_ms": direct_stats,
