@@ -43,7 +43,7 @@ from producer.client import (
     prepare_submit,
 )
 from producer.contracts import Approval, ChatMessage, ChatRequest, JobEvent, JobResult
-from producer.jobstore import EVENTS_MAX_LEN, FOLLOW_SLICE_MS
+from producer.jobstore import EVENTS_MAX_LEN, FOLLOW_SLICE_MS, MAX_CONNECTIONS
 from producer.redis_retry import RETRIED
 from producer.session_listing import before_admit_async
 from producer.session_order import ADMIT_SCRIPT, admit_call, after_admit
@@ -52,7 +52,7 @@ from producer.streaming import StreamFollower, StreamItem
 _FOREVER = 365 * 86400.0
 
 
-MAX_CONNECTIONS = 10_000  # a follower holds one connection while its read blocks
+# A follower holds one connection while its read blocks (redis-py's default cap is 100).
 
 
 def connect_async(url: str, max_connections: int = MAX_CONNECTIONS) -> aioredis.Redis:

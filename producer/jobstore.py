@@ -20,6 +20,7 @@ from producer.deadlines import member as deadline_member
 from producer.webhook_dispatch import send_webhook
 
 EVENTS_MAX_LEN = 1000
+MAX_CONNECTIONS = 10_000  # per client: one per thread that talks to Redis at once
 FOLLOW_SLICE_MS = 2000
 
 # KEYS: final marker, job record, events, session messages, deadlines, webhook url,
@@ -79,6 +80,9 @@ def connect(url: str) -> redis.Redis:
     return redis.Redis.from_url(
         url, decode_responses=True, health_check_interval=30, socket_keepalive=True,
         retry=RetryFor(retry_seconds()),
+        # redis-py 8 caps a pool at 100 connections; a threads-pool worker runs hundreds
+        # of steps at once, and the 101st concurrent call failed as "Redis unreachable".
+        max_connections=MAX_CONNECTIONS,
     )
 
 
