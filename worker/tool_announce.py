@@ -31,6 +31,7 @@ from worker.mcp import calls as mcp_calls
 from worker.mcp import config as mcp_config
 from worker.mcp.manager import start_main_process_servers, stop_main_process_servers
 from worker.settings import WorkerSettings
+from worker.tool_rescue import rescue
 from worker.tools import ToolRegistry, default_registry
 
 logger = logging.getLogger("celery_agents")
@@ -195,6 +196,14 @@ def _announce_at_ready(sender: Any = None, **_: Any) -> None:
         logger.warning("could not announce tools yet: %s: %s", type(exc).__name__, exc)
     heartbeat.add_beat("tools.announce", keys.tool_heartbeat_seconds(),
                        lambda _consumer: announce_now())
+    if str(sender.app.conf.task_default_queue) in queues:  # an agents worker
+        store = _announcer.store
+        heartbeat.add_beat("tools.rescue", keys.tool_heartbeat_seconds(),
+                           lambda consumer: _rescue(consumer, store))
+
+
+def _rescue(consumer: Any, store: ToolRegistryStore) -> None:
+    rescue(consumer.app, store)
 
 
 def _withdraw_when_shutdown_starts(**_: Any) -> None:

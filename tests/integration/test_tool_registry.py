@@ -231,17 +231,36 @@ def test_a_call_of_a_tool_whose_only_server_stopped_is_an_error_output(
     assert lost.content == "Error: tool lookup_customer is not served by any worker right now"
 
 
-def test_a_killed_worker_leaves_the_registry_when_its_lease_lapses(
-    reg: Reg, rclient: AgentClient
+def test_a_killed_worker_leaves_the_registry_and_its_waiting_calls_are_answered(
+    reg: Reg, rclient: AgentClient, rsim: Simulator, model: str, session: str
 ) -> None:
+    if reg.workers["billing"].alive:  # (run alone, without the test before it)
+        reg.workers["billing"].stop()
     billing = reg.start("billing", ["tools.billing"], "tests.billing_tools=tools.billing")
     assert "lookup_customer" in served(rclient)  # announced by the time it is ready
+    agents = reg.workers["agents"]
+    since = agents.log_path.stat().st_size
     billing.kill()
     killed = time.monotonic()
+    # Still listed for the rest of its lease: this call goes to tools.billing, where
+    # nobody reads it any more...
+    # (with a second call in the round: the rescued call is part of a chord)
+    rsim.script(model, {"tool_calls": [tool_call("lookup_customer", {"customer_id": 3}, "k1"),
+                                       tool_call("echo", {"text": "fine"}, "k2")]},
+                {"content": "went on"})
+    job_id = rclient.submit({"session_id": session, "message": "go", "model": model,
+                             "tools": ["lookup_customer", "echo"]})
     wait_for(lambda: "lookup_customer" not in served(rclient), 10, "the lease to lapse")
     gone_after = time.monotonic() - killed
     assert gone_after < 3 * HEARTBEAT + 1.5, gone_after
     assert "echo" in served(rclient)  # the other workers' tools stay
+    # ...until an agents worker finds the queue orphaned and answers the call.
+    result = wait_job(rclient, job_id, 20)
+    assert result.status == JobStatus.SUCCEEDED and result.response == "went on"
+    assert [s.content for s in result.sources] == [
+        "Error: tool lookup_customer is not served by any worker right now", "fine"]
+    moved = agents.log_path.read_bytes()[since:].decode()
+    assert "tool queue tools.billing has no live worker" in moved
 
 
 def test_the_registry_comes_back_after_a_redis_restart_that_lost_it(
