@@ -151,8 +151,9 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=500)
     parser.add_argument("--chunks", type=int, default=200)
     parser.add_argument("--chunk-ms", type=float, default=5.0)
+    parser.add_argument("--logs", help="keep the processes' logs in this folder")
     args = parser.parse_args()
-    with DevStack() as stack:
+    with DevStack(args.logs, keep_run_dir=bool(args.logs)) as stack:
         redis_url = stack.start_redis()
         sim_url = stack.start_simulator(latency_ms=0)
         root = sim_url.removesuffix("/v1")
