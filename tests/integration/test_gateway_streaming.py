@@ -173,3 +173,18 @@ def test_sse_raw_chunks_end_with_done(gateway: Gateway, sim: Simulator, model: s
     bodies = [json.loads(line[6:]) for line in lines[:-1]]
     assert {b["object"] for b in bodies} == {"chat.completion.chunk"}
     assert "".join(b["choices"][0]["delta"].get("content") or "" for b in bodies) == "short"
+
+
+def test_an_openai_stream_left_early_does_not_affect_the_job(
+    oai: openai.OpenAI, client: AgentClient, sim: Simulator, model: str, session: str
+) -> None:
+    sim.script(model, {"content": ANSWER})
+    stream_config(sim, model, chunks=100, chunk_delay_ms=20)  # about 2 s of streaming
+    stream = oai.chat.completions.create(
+        model=model, stream=True, extra_headers={"X-Session-Id": session},
+        messages=[{"role": "user", "content": "hi"}])
+    first = next(iter(stream))
+    stream.close()  # the caller goes away after the first chunk
+    result = wait_job(client, first.id.removeprefix("chatcmpl-"), 30)
+    assert result.status == JobStatus.SUCCEEDED and result.response == ANSWER
+    assert [m.content for m in client.history(session)] == ["hi", ANSWER]
