@@ -96,3 +96,26 @@ def test_io_bound_tools_run_side_by_side_on_a_threads_tools_worker(
     ends = [e.at for e in events if e.kind == "tool_finished"]
     # 24 one-second waits on 32 threads: one round (prefork -c 8 would take three)
     assert max(ends) - min(starts) < 2.5
+
+
+def test_turns_in_progress_go_before_new_turns(
+    pclient: AgentClient, psim: Simulator, session: str,
+) -> None:
+    """24 one-tool turns on 4 threads, 0.6 s per model call. First in, first out would run
+    every turn's first call before any second one (6 rounds, 3.6 s, before the first turn
+    could end); with new turns at the lowest priority the first turns end after about two
+    model calls, and the last ones start only after them."""
+    turns, delay = 24, 600
+    psim._call("POST", "/_sim/config", {"latency_ms": delay})  # every call, the demo policy
+    try:
+        submitted = time.time()
+        job_ids = [pclient.submit({"session_id": f"{session}-{i}", "message": "What is 17 * 3?",
+                                   "tools": ["calculator"]}) for i in range(turns)]
+        results = [wait_job(pclient, job_id, 60) for job_id in job_ids]
+    finally:
+        psim._call("POST", "/_sim/config", {"latency_ms": 0})
+    assert {r.status for r in results} == {JobStatus.SUCCEEDED}, {r.error for r in results}
+    assert {len(r.sources) for r in results} == {1}
+    ends = sorted(r.updated_at - submitted for r in results)
+    assert ends[0] < (turns / SLOTS) * delay / 1000 * 0.7, ends
+    assert ends[-1] > ends[SLOTS - 1] + 1.0, ends  # the last turns came after them
