@@ -75,6 +75,8 @@ def parse_config(body: dict[str, Any], base: StreamConfig) -> StreamConfig:
         if key == "refuse":
             if not isinstance(value, bool):
                 raise bad_request("'refuse' must be a boolean", param=key)
+        elif value is None and key == "chunk_delay_ms":
+            value = 0.0
         elif value is not None:
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise bad_request(f"'{key}' must be a non-negative number", param=key)

@@ -19,7 +19,7 @@ from producer.contracts import ChatMessage, JobEvent
 from producer.gateway_openai import ChunkWriter, FrontDoorError, OpenAIChatBody, build_request
 from producer.streaming import StreamFollower, StreamReset, stream_item
 from simulator.server import SimulatorServer
-from simulator.streaming import StreamConfig, split_text
+from simulator.streaming import StreamConfig, parse_config, split_text
 from worker.model_client import ModelError, complete_stream
 from worker.stream_assembly import MalformedChunk, StreamErrorEvent, sse_chunks
 from worker.stream_step import begin_attempt, settle
@@ -51,6 +51,8 @@ def test_split_text_keeps_every_character() -> None:
     for config in (StreamConfig(), StreamConfig(chunks=3), StreamConfig(chunk_chars=2)):
         assert "".join(split_text(text, config)) == text
     assert len(split_text("x" * 1000, StreamConfig(chunks=200))) == 200
+    assert parse_config({"chunk_delay_ms": None, "chunks": 3.0}, StreamConfig(
+        chunk_delay_ms=5)) == StreamConfig(chunk_delay_ms=0.0, chunks=3)
     assert split_text("", StreamConfig()) == []
 
 
