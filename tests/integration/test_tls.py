@@ -64,6 +64,26 @@ def test_a_job_runs_over_tls_with_a_password(tls_stack: DevStack) -> None:
                                                              "assistant"]
 
 
+def test_the_async_client_streams_over_tls_with_a_password(tls_stack: DevStack) -> None:
+    import asyncio
+
+    from producer.client import AsyncAgentClient
+
+    sim = Simulator(tls_stack.simulator_url or "")
+    sim.script("tls-stream", {"content": "streamed over TLS, word by word"})
+
+    async def main() -> tuple[list[object], str | None]:
+        async with AsyncAgentClient(tls_stack.redis_url) as aclient:
+            job_id = await aclient.submit({"session_id": "tls-a", "message": "x",
+                                           "model": "tls-stream", "stream": True})
+            pieces = [piece async for piece in aclient.stream(job_id, timeout=30)]
+            return pieces, (await aclient.wait(job_id, timeout=5)).response
+
+    pieces, response = asyncio.run(main())
+    assert response == "streamed over TLS, word by word"
+    assert "".join(str(p) for p in pieces) == response
+
+
 def test_plain_connections_and_wrong_passwords_are_refused(tls_stack: DevStack) -> None:
     port = tls_stack.redis_port
     assert port is not None and tls_stack.redis_tls is not None
