@@ -48,6 +48,7 @@ from producer.redis_retry import RETRIED
 from producer.session_listing import before_admit_async
 from producer.session_order import ADMIT_SCRIPT, admit_call, after_admit
 from producer.streaming import StreamFollower, StreamItem
+from producer.tool_registry import check_submission_async
 
 _FOREVER = 365 * 86400.0
 
@@ -96,6 +97,7 @@ class AsyncAgentClient:
     async def submit(self, request: ChatRequest | Mapping[str, Any]) -> str:
         """Validate and enqueue a request; returns the job id (as ``AgentClient.submit``)."""
         sub = prepare_submit(request)
+        await check_submission_async(self.redis, sub.message["request"])  # UnknownTools
         script_keys, args, slot = admit_call(
             sub.job_id, sub.session_id, sub.record_json, sub.event_json, sub.message,
             EVENTS_MAX_LEN, sub.deadline_at,

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 
 import redis
+import redis.asyncio as aioredis
 
 from producer import keys
 from producer.contracts import TOOL_CHOICE_MODES, ToolEntry, ToolSpec
@@ -200,13 +201,31 @@ def check_tools(
     return names
 
 
-def check_submission(client: redis.Redis, request: Mapping[str, object]) -> None:
-    """Refuse a request (a dumped ChatRequest) naming tools no live worker serves, before
-    it is enqueued (UnknownTools). A request naming no tool needs no look-up."""
+def _named(request: Mapping[str, object]) -> tuple[list[str] | None, str | None] | None:
+    """The request's named tools and forced tool; None when it names none."""
     tools = request.get("tools")
     choice = request.get("tool_choice")
     forced = choice if isinstance(choice, str) and choice not in TOOL_CHOICE_MODES else None
     if tools is None and forced is None:
+        return None
+    return ([str(name) for name in tools] if isinstance(tools, list) else None), forced
+
+
+def check_submission(client: redis.Redis, request: Mapping[str, object]) -> None:
+    """Refuse a request (a dumped ChatRequest) naming tools no live worker serves, before
+    it is enqueued (UnknownTools). A request naming no tool needs no look-up."""
+    named = _named(request)
+    if named is not None:
+        check_tools(ToolRegistryStore(client).live(), *named)
+
+
+async def check_submission_async(client: aioredis.Redis, request: Mapping[str, object]) -> None:
+    """``check_submission`` for the asyncio client (one EVAL of the snapshot script)."""
+    named = _named(request)
+    if named is None:
         return
-    named = [str(name) for name in tools] if isinstance(tools, list) else None
-    check_tools(ToolRegistryStore(client).live(), named, forced)
+    raw = await client.eval(
+        _SNAPSHOT, 1, keys.tools_index(), _ms(time.time()), keys.tool_spec(""),
+        keys.tool_servers(""), keys.tool_refused(""),
+    )
+    check_tools({ToolSpec.model_validate_json(spec).name: spec for spec in raw[::3]}, *named)

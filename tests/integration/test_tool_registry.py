@@ -8,6 +8,7 @@ Tests that stop workers come last.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from producer.client import AgentClient, UnknownTools, prepare_submit
+from producer.client import AgentClient, AsyncAgentClient, UnknownTools, prepare_submit
 from producer.contracts import TASK_TOOL_RUN, JobStatus, ToolEntry
 from producer.devstack import DevStack, ManagedProcess
 from producer.devstack_services import start_gateway
@@ -143,6 +144,12 @@ def test_unknown_tool_is_refused_before_enqueue_and_otherwise_at_start(
         rclient.submit(request)
     assert "unknown tools: nope" in str(refused.value)
     assert "lookup_customer" in str(refused.value) and "calculator" in str(refused.value)
+    async def async_submit() -> str:
+        async with AsyncAgentClient(reg.stack.redis_url) as aclient:
+            return await aclient.submit(request)
+
+    with pytest.raises(UnknownTools, match="unknown tools: nope"):
+        asyncio.run(async_submit())
     cli = run_cli(reg, "submit", "x", "--session", session, "--tool", "nope")
     assert cli.returncode == 2 and "unknown tools: nope" in cli.stderr, cli
     # A producer that cannot see the registry: the worker refuses at start, listing them.

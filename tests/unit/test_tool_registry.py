@@ -129,3 +129,16 @@ def test_announcer_serves_the_tools_of_its_queues_and_withdraws_what_it_dropped(
     assert set(store.live()) == {"ping"}
     announcer.withdraw()
     assert store.live() == {}
+
+
+def test_the_async_check_reads_the_same_registry() -> None:
+    import asyncio
+
+    from producer.tool_registry import check_submission_async
+
+    server = fakeredis.FakeServer()
+    ToolRegistryStore(fakeredis.FakeRedis(server=server)).announce("w1", [spec("echo")])
+    client = fakeredis.FakeAsyncRedis(server=server)
+    asyncio.run(check_submission_async(client, {"tools": ["echo"], "tool_choice": "auto"}))
+    with pytest.raises(UnknownTools, match="unknown tools: nope.*known tools: echo"):
+        asyncio.run(check_submission_async(client, {"tools": ["nope"], "tool_choice": "auto"}))
