@@ -67,15 +67,17 @@ def process_tree(pid: int) -> list[int]:
 
 
 def cpu_seconds(pid: int, kind: str = "all") -> float:
-    """User + system CPU seconds of ``pid`` and its children (``kind``: all, user, system)."""
+    """User + system CPU seconds of ``pid`` and its children (``kind``: all, user, system,
+    or main: ``pid`` alone)."""
     total = 0
-    for member in process_tree(pid):
+    for member in process_tree(pid) if kind != "main" else [pid]:
         try:
             fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         user, system = int(fields[11]), int(fields[12])
-        total += {"all": user + system, "user": user, "system": system}[kind]
+        total += {"all": user + system, "main": user + system, "user": user,
+                  "system": system}[kind]
     return total / CLK_TCK
 
 
@@ -218,6 +220,7 @@ def main() -> None:
             warm, _ = submit_all(client, 4, "warm")  # pools, connections, tokenizer
             wait_all(client, warm, 60)
             cpu_before = {name: cpu_seconds(pid) for name, pid in procs.items()}
+            tools_main_before = cpu_seconds(tools.pid, "main")
             sys_before = {name: cpu_seconds(pid, "system") for name, pid in procs.items()}
             commands_before = total_commands(raw)
             BENCH_COMMANDS[0] = 0
@@ -242,6 +245,7 @@ def main() -> None:
                 spy.wait(30)
             cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 2)
                    for name, pid in procs.items()}
+            main_cpu = round(cpu_seconds(tools.pid, "main") - tools_main_before, 2)
             system = {name: round(cpu_seconds(pid, "system") - sys_before[name], 2)
                       for name, pid in procs.items()}
             # what the system sent: less the benchmark's own polling and the INFO itself
@@ -280,6 +284,7 @@ def main() -> None:
         "of_which_system_cpu_s": system,
         "agents_cpu_ms_per_turn": round(agents_cpu * 1000 / args.turns, 2),
         "tools_cpu_ms_per_call": round(cpu.get("tools", 0) * 1000 / args.turns, 2),
+        "of_which_tools_main_process_ms": round(main_cpu * 1000 / args.turns, 2),
         "redis_commands_per_turn": round(commands / args.turns, 1),
         "median_s_from_submit_to": phases,
         **dup,
