@@ -5,7 +5,7 @@ Tools: ``add`` (read-only, so idempotent), ``shout``, ``fail`` (raises: ``isErro
 ``slow``, ``huge`` (returns a lot of text), ``crash`` (the process exits mid-call),
 ``garbage`` (writes a line that is not JSON-RPC to stdout, then hangs), ``token_hash``
 (a hash of the ``FIXTURE_TOKEN`` env var, to check ``${VAR}`` substitution). When the file
-named by ``$MCP_FIXTURE_EXTRA`` appears, a tool ``extra`` is added and every session that
+named by ``$MCP_FIXTURE_EXTRA`` appears, a tool ``extra`` is listed and the session that
 listed tools is sent ``notifications/tools/list_changed``. Over HTTP, a request without
 ``Authorization: Bearer $MCP_FIXTURE_BEARER`` (when set) is refused with 401.
 """
@@ -26,26 +26,27 @@ from mcp.types import ToolAnnotations
 _sessions: list[Any] = []
 
 
+def _extra_on() -> bool:
+    marker = os.environ.get("MCP_FIXTURE_EXTRA")
+    return bool(marker) and os.path.exists(marker)
+
+
 class FixtureServer(MCPServer):
     async def _handle_list_tools(self, ctx: Any, params: Any) -> Any:
         # Remember who listed, to tell them when the list changes.
         if ctx.session not in _sessions:
             _sessions.append(ctx.session)
-        return await super()._handle_list_tools(ctx, params)
+        result = await super()._handle_list_tools(ctx, params)
+        if not _extra_on():  # "extra" exists once the marker file does
+            result.tools = [t for t in result.tools if t.name != "extra"]
+        return result
 
 
 async def _watch_extra(server: MCPServer) -> None:
-    marker = os.environ.get("MCP_FIXTURE_EXTRA")
-    if not marker:
+    if not os.environ.get("MCP_FIXTURE_EXTRA"):
         return
-    while not os.path.exists(marker):
+    while not _extra_on():
         await asyncio.sleep(0.1)
-
-    def extra(text: str) -> str:
-        """A tool that appears while the server runs."""
-        return f"extra {text}"
-
-    server.add_tool(extra, annotations=ToolAnnotations(read_only_hint=True))
     # Every remembered object is a view of this process's one connection (stdio) or of
     # one of its sessions (HTTP); the last one is enough for stdio, HTTP tells each.
     targets = _sessions[-1:] if len(sys.argv) < 2 or sys.argv[1] != "http" else _sessions
@@ -65,6 +66,14 @@ async def _lifespan(server: MCPServer) -> AsyncIterator[None]:
 
 
 server = FixtureServer("fixture", lifespan=_lifespan)
+
+
+@server.tool(annotations=ToolAnnotations(read_only_hint=True))
+def extra(text: str) -> str:
+    """A tool that appears while the server runs (listed once the marker file exists)."""
+    if not _extra_on():
+        raise RuntimeError("extra is not there yet")
+    return f"extra {text}"
 
 
 @server.tool(annotations=ToolAnnotations(read_only_hint=True))

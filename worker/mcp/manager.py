@@ -1,10 +1,11 @@
 """The main process's MCP sessions: list each server's tools for the registry.
 
 Started at worker_ready by worker/tool_announce.py for the servers on queues the worker
-consumes. Their specs are a source of the announcer: each beat pings every server (a
-server that stopped answering is closed, its tools leave the registry) and connects again
-to one that is down (a stdio server is restarted). ``notifications/tools/list_changed``
-lists that server again and re-announces at once.
+consumes. Their specs are a source of the announcer. A thread of its own pings and lists
+every server each heartbeat interval (a server that stopped answering is closed and its
+tools leave the registry; one that is down is connected again, a stdio server restarted)
+and re-announces when the tools changed. ``notifications/tools/list_changed`` lists that
+server again and re-announces at once.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from functools import partial
 
 from mcp import types as mcp_types
 
+from producer import keys
 from producer.contracts import ToolSpec
 from worker.mcp import config as mcp_config
 from worker.mcp.connection import ServerConnection
@@ -41,6 +43,8 @@ class McpSource:
         self._changing: set[str] = set()
         self._dirty: set[str] = set()
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def _changed(self, server: str) -> None:
         # A burst of notifications costs one listing at a time, plus one for those
@@ -82,13 +86,37 @@ class McpSource:
             self._down_logged.discard(server)
 
     def specs(self) -> list[ToolSpec]:
-        """Called by each announcement (every beat): check and list every server."""
-        for server in self.connections:
-            self._refresh(server)
+        """The tools of the servers that are up (no I/O: called by every announcement)."""
         with self._lock:
             return [spec for specs in self._tools.values() for spec in specs]
 
+    def refresh_all(self) -> bool:
+        """Check and list every server; True when the set of specs changed."""
+        before = self.specs()
+        for server in self.connections:
+            self._refresh(server)
+        return self.specs() != before
+
+    def start(self, interval: float) -> None:
+        """Connect and list once now (so the first announcement has the tools), then keep
+        checking in a thread of its own: a hung server must never hold up the worker's
+        beat thread (its leases) or its announcements."""
+        self.refresh_all()
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    if self.refresh_all():
+                        self.on_change()
+                except Exception as exc:  # never fatal; tried again next interval
+                    logger.warning("MCP servers check failed: %s: %s", type(exc).__name__, exc)
+
+        self._thread = threading.Thread(target=loop, name="celery-agents-mcp-check",
+                                        daemon=True)
+        self._thread.start()
+
     def close(self) -> None:
+        self._stop.set()
         for conn in self.connections.values():
             conn.close()
 
@@ -123,6 +151,7 @@ def start_main_process_servers(
     if not wanted:
         return None
     _source = McpSource(wanted, on_change)
+    _source.start(keys.tool_heartbeat_seconds())
     return _source
 
 
