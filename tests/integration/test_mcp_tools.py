@@ -19,7 +19,7 @@ import redis
 
 from producer.client import AgentClient
 from producer.contracts import JobResult, JobStatus, ToolEntry
-from producer.devstack import DevStack, ManagedProcess, free_port
+from producer.devstack import DevStack, ManagedProcess, ProcessExitedError, free_port
 from tests.integration.conftest import Simulator, tool_call
 from tests.integration.stacks import new_stack, wait_for
 from tests.integration.test_secrets import stored_values
@@ -223,3 +223,12 @@ def test_the_mcp_secret_never_reaches_redis_or_logs(mcp: Mcp) -> None:
         assert not any(needle in value for value in stored_values(r, key)), key
     for proc in mcp.stack.processes:
         assert MCP_TEST_SECRET not in proc.log_text(), f"secret in the {proc.name} log"
+
+
+def test_a_bad_mcp_config_stops_the_worker_with_a_clear_error(mcp: Mcp) -> None:
+    bad = mcp.stack.run_dir / "bad-mcp.json"
+    bad.write_text(json.dumps({"mcpServers": {"x": {"command": "a", "url": "http://b"}}}))
+    with pytest.raises(ProcessExitedError) as raised:
+        mcp.stack.start_worker(["tools"], 1, "broken", env={"AGENT_MCP_CONFIG": str(bad)},
+                               timeout=60)
+    assert "mcpServers.x: give either command (stdio) or url (HTTP)" in str(raised.value)
