@@ -140,5 +140,5 @@ def test_the_async_check_reads_the_same_registry() -> None:
     ToolRegistryStore(fakeredis.FakeRedis(server=server)).announce("w1", [spec("echo")])
     client = fakeredis.FakeAsyncRedis(server=server)
     asyncio.run(check_submission_async(client, {"tools": ["echo"], "tool_choice": "auto"}))
-    with pytest.raises(UnknownTools, match="unknown tools: nope.*known tools: echo"):
+    with pytest.raises(UnknownTools, match=r"unknown tools: nope.*known tools: echo"):
         asyncio.run(check_submission_async(client, {"tools": ["nope"], "tool_choice": "auto"}))
