@@ -92,6 +92,24 @@ class TurnState(BaseModel):
         ]
 
 
+def successor(state: TurnState) -> TurnState:
+    """A copy of ``state`` to build the next transition on.
+
+    Its lists and dicts are new, so appending to them leaves ``state`` as it was; the
+    messages, calls and outputs inside are shared, since no transition changes one once
+    made. (A deep copy of the whole state cost 6% of the agents worker's CPU.)
+    """
+    return state.model_copy(update={
+        "messages": list(state.messages),
+        "pending_calls": list(state.pending_calls),
+        "refused": dict(state.refused),
+        "approval_tools": list(state.approval_tools),
+        "awaiting": list(state.awaiting),
+        "settled": dict(state.settled),
+        "sources": list(state.sources),
+    })
+
+
 def new_turn(
     job_id: str,
     request: ChatRequest,
@@ -156,7 +174,7 @@ def build_model_call(
 
 def apply_model_reply(state: TurnState, reply: ModelReply) -> TurnState:
     """Record a model reply; the new phase is ``tools`` or ``done``."""
-    new = state.model_copy(deep=True)
+    new = successor(state)
     new.step += 1
     new.version += 1
     new.usage = new.usage.plus(reply.usage)
@@ -185,7 +203,7 @@ def apply_decisions(
     and early outputs are settled, approved calls run next (phase ``tools``).
 
     Raises ValueError when a decision or an early output is missing."""
-    new = state.model_copy(deep=True)
+    new = successor(state)
     new.version += 1
     new.settled = settle(state.runnable_calls(), state.awaiting, decisions, early)
     new.awaiting = []
@@ -202,7 +220,7 @@ def apply_tool_outputs(
     missing = [c.id for c in runnable if c.id not in by_id]
     if missing:
         raise ValueError(f"tool outputs missing for calls {missing}")
-    new = state.model_copy(deep=True)
+    new = successor(state)
     new.version += 1
     known = {**state.refused, **state.settled}
     ordered = [by_id.get(c.id) or known[c.id] for c in state.pending_calls]

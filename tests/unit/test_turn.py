@@ -172,3 +172,21 @@ def test_each_transition_bumps_the_version() -> None:
     after_tools = apply_tool_outputs(after_reply, [output(c)], set())
     assert (state.version, after_reply.version, after_tools.version) == (0, 1, 2)
     assert state.messages == [ChatMessage(role="user", content="hello there")]  # not mutated
+
+
+def test_a_transition_never_changes_the_state_it_started_from() -> None:
+    request = ChatRequest(session_id="s1", message="hi")
+    first = new_turn(job_id="job-00000001", request=request, model="m", token_limit=1000,
+                     tool_names=["calculator"], memory_length=0)
+    before = first.model_dump_json()
+    call = ToolCall(id="c1", name="calculator", arguments="{}")
+    asked = apply_model_reply(first, ModelReply(tool_calls=[call]))
+    assert first.model_dump_json() == before
+    asked_before = asked.model_dump_json()
+    output = ToolOutput(tool_name="calculator", tool_call_id="c1", arguments="{}",
+                        content="2", is_error=False)
+    answered = apply_tool_outputs(asked, [output], frozenset())
+    assert asked.model_dump_json() == asked_before
+    assert [m.role for m in answered.messages] == ["user", "assistant", "tool"]
+    assert [m.role for m in asked.messages] == ["user", "assistant"]
+    assert answered.sources == [output] and asked.sources == []
