@@ -55,9 +55,13 @@ def test_two_workers_together_stay_under_the_limit(rl_stack: DevStack) -> None:
     assert all(r.status == JobStatus.SUCCEEDED for r in results), [r.error for r in results]
     times = arrivals(rl_stack)[before:]
     assert len(times) == JOBS
-    # submitted at once, but spread one per second: never two within one interval
+    # Submitted at once, but spread one per second. Arrivals are timed at the simulator,
+    # a thread's HTTP send after its grant (GIL and scheduling jitter of a busy threads
+    # worker: a few hundred ms), so one gap may look shorter; any 4 intervals in a row
+    # still span nearly 4 s, and all of them (JOBS - 1) s.
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) > 0.9, gaps
+    assert min(gaps) > 0.5, gaps
+    assert min(times[i + 4] - times[i] for i in range(len(times) - 4)) >= 3.6, gaps
     assert times[-1] - times[0] >= (JOBS - 1) * 0.95
     # both worker processes made model calls: the budget is shared, not per process
     for name in ("agents-a", "agents-b"):
