@@ -17,6 +17,7 @@ from producer.session_order import SessionOrder
 from producer.tool_registry import ToolRegistryStore
 from worker.assistant.store import RunStore
 from worker.model_client import make_client
+from worker.model_clients import ModelClients
 from worker.rate_limit import ModelRateLimiter, RateLimits
 from worker.settings import WorkerSettings
 from worker.tokens import message_tokens, text_counter
@@ -59,8 +60,14 @@ class WorkerContext:
         return ModelRateLimiter(self.jobs.redis, limits, self.settings.model_rate_max_wait)
 
     @cached_property
+    def model_clients(self) -> ModelClients:
+        timeout = self.settings.model_timeout
+        return ModelClients(lambda keepalive: make_client(timeout, keepalive))
+
+    @property
     def model(self) -> openai.OpenAI:
-        return make_client(self.settings.model_timeout)
+        """The model client of the calling thread (shared by a few pool threads)."""
+        return self.model_clients.get()
 
     def warm_up(self) -> None:
         """Build the clients and load the tokenizer now, not during a job's first step."""

@@ -51,8 +51,14 @@ class _SinkFailed(Exception):
     """Carries an error of the text callback past the stream's own error handling."""
 
 
-def make_client(timeout: float) -> openai.OpenAI:
-    return openai.OpenAI(max_retries=0, timeout=timeout)
+def make_client(timeout: float, keepalive: int | None = None) -> openai.OpenAI:
+    """The official client; with ``keepalive``, its pool keeps that many connections
+    alive (and opens at most a few more), for the threads that share it."""
+    if keepalive is None:
+        return openai.OpenAI(max_retries=0, timeout=timeout)
+    limits = httpx2.Limits(max_connections=keepalive * 4, max_keepalive_connections=keepalive)
+    http_client = openai.DefaultHttpxClient(limits=limits)
+    return openai.OpenAI(max_retries=0, timeout=timeout, http_client=http_client)
 
 
 def request_params(call: ModelCall) -> dict[str, Any]:

@@ -1,0 +1,47 @@
+"""The model clients of a worker process: one per few pool threads, not one for all.
+
+One ``openai.OpenAI`` for the whole threads pool put its 500 threads on one HTTP
+connection pool. httpcore scans every connection of the pool (probing idle sockets) each
+time a request starts or ends, so the cost of a request grew with the pool: at 1000 turns
+in flight that scan was a large part of each model call's CPU, and the client's keep-alive
+limit (100) closed and reopened hundreds of connections after every burst. Here each
+client serves at most ``THREADS_PER_CLIENT`` threads, with keep-alive room for all of
+them; a thread keeps its client for life.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import openai
+
+THREADS_PER_CLIENT = 16
+
+
+class ModelClients:
+    """Thread-safe; a thread's first call picks its client, later calls reuse it."""
+
+    def __init__(self, factory: Callable[[int], openai.OpenAI],
+                 threads_per_client: int = THREADS_PER_CLIENT) -> None:
+        self._factory = factory  # called with the connections one client keeps alive
+        self._threads_per_client = threads_per_client
+        self._clients: list[openai.OpenAI] = []
+        self._threads = 0
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def get(self) -> openai.OpenAI:
+        client: openai.OpenAI | None = getattr(self._local, "client", None)
+        if client is None:
+            with self._lock:
+                index = self._threads // self._threads_per_client
+                self._threads += 1
+                if index == len(self._clients):
+                    self._clients.append(self._factory(self._threads_per_client))
+                client = self._clients[index]
+            self._local.client = client
+        return client
+
+    def __len__(self) -> int:
+        return len(self._clients)
