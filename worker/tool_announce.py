@@ -27,9 +27,7 @@ from producer.contracts import ToolSpec
 from producer.jobstore import connect
 from producer.tool_registry import ToolRegistryStore
 from worker import heartbeat
-from worker.mcp import calls as mcp_calls
 from worker.mcp import config as mcp_config
-from worker.mcp.manager import start_main_process_servers, stop_main_process_servers
 from worker.settings import WorkerSettings
 from worker.tool_rescue import rescue
 from worker.tools import ToolRegistry, default_registry
@@ -179,7 +177,7 @@ def _announce_at_ready(sender: Any = None, **_: Any) -> None:
     settings = WorkerSettings.from_env()
     queues = consumed_queues(sender)
     sources: list[SpecSource] = [lambda: python_specs(default_registry, settings.tool_time_limit)]
-    mcp = start_main_process_servers(queues, announce_now)
+    mcp = _start_mcp_servers(queues)
     if mcp is not None:
         sources.append(mcp.specs)
     _announcer = Announcer(
@@ -200,6 +198,14 @@ def _announce_at_ready(sender: Any = None, **_: Any) -> None:
         store = _announcer.store
         heartbeat.add_beat("tools.rescue", keys.tool_heartbeat_seconds(),
                            lambda consumer: _rescue(consumer, store))
+
+
+def _start_mcp_servers(queues: list[str]) -> Any:
+    if not mcp_config.configured():  # the MCP SDK is imported only where it is used
+        return None
+    from worker.mcp.manager import start_main_process_servers
+
+    return start_main_process_servers(queues, announce_now)
 
 
 def _rescue(consumer: Any, store: ToolRegistryStore) -> None:
@@ -228,11 +234,17 @@ def _withdraw_at_shutdown(**_: Any) -> None:
             _announcer.withdraw()
         except Exception as exc:  # the leases lapse on their own
             logger.warning("could not withdraw tools: %s: %s", type(exc).__name__, exc)
-    stop_main_process_servers()
+    if mcp_config.configured():
+        from worker.mcp.manager import stop_main_process_servers
+
+        stop_main_process_servers()
 
 
 def _close_mcp_sessions(**_: Any) -> None:
-    mcp_calls.close_all()  # a pool process's own sessions (stdio children, HTTP clients)
+    if mcp_config.configured():  # a pool process's own sessions (stdio, HTTP clients)
+        from worker.mcp import calls as mcp_calls
+
+        mcp_calls.close_all()
 
 
 # Not as decorators: Celery's signal decorators are untyped.

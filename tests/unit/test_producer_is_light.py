@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +34,14 @@ def test_client_refuses_malformed_session_ids_before_touching_redis() -> None:
             client.history("bad session!")
         with pytest.raises(InvalidSessionId):
             client.reset("")
+
+
+def test_a_worker_without_mcp_servers_never_imports_the_mcp_sdk() -> None:
+    """The SDK costs each process about 28 MB (eight prefork children: 224 MB) and half
+    a second; only workers with AGENT_MCP_CONFIG load it."""
+    code = "import json, sys, worker\nprint(json.dumps(sorted(sys.modules)))\n"
+    env = {k: v for k, v in os.environ.items() if k != "AGENT_MCP_CONFIG"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, check=True, env=env)
+    loaded = json.loads(done.stdout)
+    assert [m for m in loaded if m.split(".")[0] == "mcp"] == []

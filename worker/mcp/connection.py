@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -65,7 +66,11 @@ class ServerConnection:
                 command=config.command, args=list(config.args), env=resolve(config.env),
                 cwd=config.cwd,
             )
-            read, write = await stack.enter_async_context(stdio_client(params))
+            # The server's stderr goes to the worker's real stderr (its log): the SDK's
+            # default is sys.stderr as it was when the SDK was imported, which inside a
+            # running worker is Celery's logging proxy, with no file descriptor.
+            errlog = sys.__stderr__ or sys.stderr
+            read, write = await stack.enter_async_context(stdio_client(params, errlog=errlog))
             return read, write
         import httpx2
         from mcp.client.streamable_http import streamable_http_client

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from producer.contracts import ToolCall, ToolOutput
-from worker.mcp import calls as mcp_calls
+from worker.mcp import config as mcp_config
 from worker.tool_outputs import error_output
 from worker.tools.execute import execute_tool_call
 from worker.tools.registry import ToolRegistry
@@ -19,7 +19,15 @@ if TYPE_CHECKING:
 
 def serves(registry: ToolRegistry, name: str) -> bool:
     """Can this process run ``name``?"""
-    return name in registry or mcp_calls.serves(name)
+    return name in registry or _mcp_serves(name)
+
+
+def _mcp_serves(name: str) -> bool:
+    if not mcp_config.configured():  # no MCP servers: the SDK is never imported
+        return False
+    from worker.mcp import calls as mcp_calls
+
+    return mcp_calls.serves(name)
 
 
 def not_served(call: ToolCall, worker: str | None, allowed: list[str]) -> ToolOutput:
@@ -39,7 +47,9 @@ def run_call(
     ctx: WorkerContext, call: ToolCall, allowed: list[str],
     reraise: tuple[type[BaseException], ...],
 ) -> ToolOutput:
-    if call.name not in ctx.registry and mcp_calls.serves(call.name):
+    if call.name not in ctx.registry and _mcp_serves(call.name):
+        from worker.mcp import calls as mcp_calls
+
         if call.name not in allowed:
             return error_output(call, f"Tool with name {call.name} not found")
         return mcp_calls.call_tool(call, reraise, idempotent=ctx.catalog.idempotent(call.name))
@@ -51,4 +61,4 @@ def is_idempotent(ctx: WorkerContext, name: str) -> bool:
     tool = ctx.registry.get(name)
     if tool is not None:
         return tool.idempotent
-    return ctx.catalog.idempotent(name) if mcp_calls.serves(name) else True
+    return ctx.catalog.idempotent(name) if _mcp_serves(name) else True
