@@ -22,13 +22,10 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import anyio
-import redis
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from producer.async_client import AsyncAgentClient
 from producer.client import AgentClient
@@ -57,6 +54,7 @@ from producer.gateway_support import (
     submit_once,
 )
 from producer.gateway_tools import tools_router, unknown_tools_refusal
+from producer.reachability import ping_now
 from producer.webhook_policy import webhook_refusal
 
 EXPECTED_QUEUES = ("agents", "tools")
@@ -340,21 +338,6 @@ async def _guarded(stream: AsyncIterator[str]) -> AsyncIterator[str]:
     except Exception as exc:
         detail = json.dumps({"detail": f"event stream failed: {type(exc).__name__}: {exc}"})
         yield sse(detail, event="error")
-
-
-def ping_now(store: redis.Redis, timeout: float) -> None:
-    """Ping with the store's address and credentials, but without its patience: ordinary
-    calls wait out a Redis restart (AGENT_REDIS_RETRY_SECONDS); a health check answers now."""
-    pool = store.connection_pool
-    settings = {**pool.connection_kwargs, "socket_connect_timeout": timeout,
-                "socket_timeout": timeout, "retry": Retry(NoBackoff(), 0)}
-    probe = redis.Redis(connection_pool=redis.ConnectionPool(
-        connection_class=pool.connection_class, **settings))
-    try:
-        probe.ping()
-    finally:
-        probe.close()
-        probe.connection_pool.disconnect()
 
 
 def check_health(client: AgentClient, timeout: float) -> Health:
