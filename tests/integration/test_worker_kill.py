@@ -3,8 +3,9 @@
 Two variants of each crash on the tools queue (prefork): the pool child dies (the master
 requeues the task at once, reject-on-worker-lost) and the whole worker dies (its task
 comes back once its lease, here a few seconds, runs out: worker/leases.py). The agents
-queue runs on threads, so there the whole worker is the only process to lose. Each job still completes, memory holds each
-message exactly once, and a non-idempotent tool never runs a second time.
+queue runs on threads, so there the whole worker is the only process to lose. Each job
+still completes, memory holds each message exactly once, and a non-idempotent tool never
+runs a second time.
 """
 
 from __future__ import annotations

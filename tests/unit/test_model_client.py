@@ -86,7 +86,7 @@ def test_a_raw_completion_becomes_a_model_reply() -> None:
 def test_a_malformed_completion_is_a_readable_model_error(document: object) -> None:
     from worker.model_client import reply_from_completion
 
-    with pytest.raises(ModelError, match="malformed completion|no choices") as raised:
+    with pytest.raises(ModelError, match=r"malformed completion|no choices") as raised:
         reply_from_completion(document)
     assert not raised.value.transient
 
