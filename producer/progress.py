@@ -48,6 +48,10 @@ def describe_event(event: JobEvent) -> str:
             return f"  {d.get('tool_name')} ({d.get('call_id')}) {verdict} by {who}{why}"
         case "tool_outputs_submitted":
             return f"  {d.get('outputs')} tool output(s) submitted"
+        case "delta":
+            return f"{step}: {d.get('text', '')!r}"
+        case "delta_reset":
+            return f"{step}: the streamed text so far is dropped (the step runs again)"
     return event.kind
 
 

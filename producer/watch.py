@@ -58,6 +58,8 @@ class Progress:
             case "run_polled":
                 self.polls += 1
                 self.state = f"run {d.get('status', 'polled')}"
+            case "delta" | "delta_reset":  # streamed text: the model is still answering
+                self.state = "streaming the answer"
             case kind:
                 self.state = kind
 

@@ -218,3 +218,19 @@ def test_stream_is_a_chat_mode_field() -> None:
     assert ChatRequest(session_id="s", message="hi").stream is False
     with pytest.raises(ValidationError, match="assistant mode does not stream"):
         ChatRequest(session_id="s", message="hi", mode="assistant", stream=True)
+
+
+def test_watch_and_progress_name_streamed_text() -> None:
+    from producer.contracts import JobEvent
+    from producer.progress import describe_event
+    from producer.watch import Progress
+
+    delta = JobEvent(job_id="job-0001", kind="delta", at=1.0, step=0,
+                     detail={"text": "Hel", "step": 0})
+    reset = JobEvent(job_id="job-0001", kind="delta_reset", at=2.0, step=0,
+                     detail={"step": 0})
+    progress = Progress()
+    progress.apply(delta)
+    assert progress.line(now=3.0).startswith("streaming the answer")
+    assert describe_event(delta) == "step 0: 'Hel'"
+    assert "dropped" in describe_event(reset)
