@@ -45,7 +45,10 @@ def script_rounds(sim: Simulator, model: str) -> None:
 
 def steps_by_worker(workers: list[ManagedProcess], job_id: str) -> dict[str, set[str]]:
     """worker name -> model steps of the job it ran (from its own log)."""
-    pattern = re.compile(rf"job={job_id} \S+ step=(model:\d+) task=agents\.model\.step")
+    # step 0 runs inside agents.turn.start, the later ones as agents.model.step
+    pattern = re.compile(
+        rf"job={job_id} \S+ step=(model:\d+) task=agents\.(?:model\.step|turn\.start)"
+    )
     found: dict[str, set[str]] = {}
     for proc in workers:
         steps = set(pattern.findall(proc.log_text()))
