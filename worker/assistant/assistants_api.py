@@ -12,10 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import openai
-from openai.types.beta.threads import Message
 
 from producer.contracts import ChatMessage, ToolCall, ToolOutput, Usage
 from worker.assistant.api import classified, is_not_found
@@ -24,6 +23,9 @@ from worker.assistant.protocol import Save, Schemas, function_tools
 from worker.assistant.state import RunState
 from worker.assistant.store import RunStore
 from worker.model_client import ModelError
+
+if TYPE_CHECKING:  # the Assistants types (13 MB) load only when the API is used
+    from openai.types.beta.threads import Message
 
 TERMINAL = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
 DEFAULT_ASSISTANT_NAME = "celery-agents"
