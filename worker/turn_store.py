@@ -51,10 +51,30 @@ end
 return redis.call('GET', KEYS[1])
 """
 
-# A turn's first state and its job's ``running`` record and ``started`` event, at once.
-# KEYS: turn state, job final marker, job record, events. ARGV: state, ttl, record, event,
-# events maxlen. Returns 1 (started), 0 (the job had ended: nothing written) or 2 (a
-# redelivered copy of the start created the state first).
+# A step's model reply, kept once, with the state it leads to and its event, at once.
+# KEYS: reply, turn state, events. ARGV: reply, ttl, expected state version, new state,
+# event, events maxlen. Returns {1} (all written), {0, reply} (an earlier delivery's reply
+# is kept: the caller applies that one instead) or {0} (the state moved on meanwhile).
+_RECORD_REPLY = """
+local earlier = redis.call('GET', KEYS[1])
+if earlier then
+  return {0, earlier}
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local current = redis.call('GET', KEYS[2])
+if not current or cjson.decode(current)['version'] ~= tonumber(ARGV[3]) then
+  return {0}
+end
+redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[2])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'event', ARGV[5])
+return {1}
+"""
+
+# A turn's first state and its job's ``running`` record and events (``started``, and
+# ``model_call`` of the first step), at once. KEYS: turn state, job final marker, job
+# record, events. ARGV: state, ttl, record, events maxlen, event... Returns 1 (started),
+# 0 (the job had ended: nothing written) or 2 (a redelivered copy of the start created
+# the state first).
 _START = """
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return 0
@@ -64,7 +84,9 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[2])
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'event', ARGV[4])
+for i = 5, #ARGV do
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'event', ARGV[i])
+end
 return 1
 """
 
@@ -74,6 +96,7 @@ class TurnStore:
         self.redis = client
         self._cas = client.register_script(_COMPARE_AND_SET)
         self._start = client.register_script(_START)
+        self._record_reply = client.register_script(_RECORD_REPLY)
         self._tool_output_once = client.register_script(_TOOL_OUTPUT_ONCE)
 
     def load_step(
@@ -118,8 +141,8 @@ class TurnStore:
         trip); False, and nothing written, if another copy of the task got there first."""
         return self._save(new, expected_version=previous.version, event=event)
 
-    def start(self, state: TurnState, running: JobResult, started: JobEvent) -> int:
-        """Store a turn's first state with its job's running record and started event.
+    def start(self, state: TurnState, running: JobResult, *events: JobEvent) -> int:
+        """Store a turn's first state with its job's running record and ``events``.
 
         1: done; 0: the job had ended (cancelled while queued); 2: a redelivered copy of
         the start created the state first (then nothing is written here).
@@ -128,9 +151,25 @@ class TurnStore:
         return int(self._start(
             keys=[keys.turn_state(state.job_id), keys.job_final(state.job_id),
                   keys.job(state.job_id), keys.job_events(state.job_id)],
-            args=[state.model_dump_json(), ttl, running.model_dump_json(),
-                  started.model_dump_json(), EVENTS_MAX_LEN],
+            args=[state.model_dump_json(), ttl, running.model_dump_json(), EVENTS_MAX_LEN,
+                  *(event.model_dump_json() for event in events)],
         ))
+
+    def record_reply(
+        self, previous: TurnState, new: TurnState, reply: ModelReply, event: JobEvent
+    ) -> tuple[bool, ModelReply | None]:
+        """Keep ``reply`` as its step's reply and replace ``previous`` by ``new`` with
+        ``event``, in one round trip. Returns (saved, the reply an earlier delivery kept
+        for the step, if one did: then nothing else was written)."""
+        outcome = self._record_reply(
+            keys=[keys.step_reply(new.job_id, previous.step), keys.turn_state(new.job_id),
+                  keys.job_events(new.job_id)],
+            args=[reply.model_dump_json(), keys.job_ttl_seconds(), previous.version,
+                  new.model_dump_json(), event.model_dump_json(), EVENTS_MAX_LEN],
+        )
+        if len(outcome) > 1:
+            return False, ModelReply.model_validate_json(outcome[1])
+        return bool(outcome[0]), None
 
     def _save(self, state: TurnState, expected_version: int, event: JobEvent | None = None) -> bool:
         done = self._cas(

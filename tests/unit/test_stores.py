@@ -112,3 +112,39 @@ def test_first_reply_and_first_tool_output_win(client: fakeredis.FakeRedis) -> N
     again = out.model_copy(update={"content": "second"})
     assert store.tool_output_once("job-0001", out).content == "first"
     assert store.tool_output_once("job-0001", again).content == "first"
+
+
+def test_a_reply_is_kept_once_with_the_state_and_event_it_leads_to(
+    client: fakeredis.FakeRedis,
+) -> None:
+    store = TurnStore(client)
+    first = turn_state()
+    assert store.create(first)
+    ours = ModelReply(content="one")
+    new = apply_model_reply(first, ours)
+    event = JobEvent(job_id="job-0001", kind="model_reply", at=1.0, step=0)
+    assert store.record_reply(first, new, ours, event) == (True, None)
+    assert store.cached_reply("job-0001", 0) == ours
+    assert client.xlen(keys.job_events("job-0001")) == 1
+    # a redelivered step with another reply: the first one stands, nothing else written
+    theirs = ModelReply(content="two")
+    saved, earlier = store.record_reply(first, apply_model_reply(first, theirs), theirs, event)
+    assert (saved, earlier) == (False, ours)
+    assert client.xlen(keys.job_events("job-0001")) == 1
+    loaded = store.load("job-0001")
+    assert loaded is not None and loaded.response == "one"
+
+
+def test_a_reply_for_a_state_that_moved_on_is_kept_but_changes_no_state(
+    client: fakeredis.FakeRedis,
+) -> None:
+    store = TurnStore(client)
+    first = turn_state()
+    assert store.create(first)
+    assert store.advance(first, apply_model_reply(first, ModelReply(content="x")))
+    reply = ModelReply(content="late")
+    event = JobEvent(job_id="job-0001", kind="model_reply", at=1.0, step=0)
+    assert store.record_reply(first, apply_model_reply(first, reply), reply, event) == (
+        False, None)
+    loaded = store.load("job-0001")
+    assert loaded is not None and loaded.response == "x"

@@ -80,7 +80,8 @@ def start_turn(self: Task, *args: Any, **kwargs: Any) -> str:
         # The first model call runs in this task: one queue hop less per turn, and a new
         # turn's first step waits only for a free slot (starts have the lowest priority).
         reply = None if fresh else ctx.turns.cached_reply(job_id, 0)
-        return _advance(self, ctx, state, step=0, reply=reply, fresh=fresh, started=started)
+        return _advance(self, ctx, state, step=0, reply=reply, fresh=fresh, started=started,
+                        announced=fresh)  # a fresh start wrote the model_call event
     ensure_dispatched(ctx, state, fresh=fresh)
     log_step(job_id, state.session_id, "start", self.name, started)
     return "started"
@@ -118,7 +119,7 @@ def _create_turn(
     )
     started = JobEvent(job_id=message.job_id, kind="started", at=now,
                        detail={"model": model, "tools": list(names)})
-    outcome = ctx.turns.start(state, running, started)  # one round trip for all three
+    outcome = ctx.turns.start(state, running, started, _model_call_event(state))  # one trip
     if outcome == 2:  # a redelivered copy created it first
         return ctx.turns.load(message.job_id), False
     if outcome == 0:  # cancelled (or timed out) while queued
@@ -153,20 +154,27 @@ def model_step(
         if isinstance(tool_outputs, dict):  # a single call arrives through a plain link
             tool_outputs = [tool_outputs]
         state, fresh = _record_tool_outputs(ctx, state, tool_outputs)
-    return _advance(self, ctx, state, step=step, reply=reply, fresh=fresh, started=started)
+    announced = fresh and state.phase == "model"  # the outputs' save wrote model_call
+    return _advance(self, ctx, state, step=step, reply=reply, fresh=fresh, started=started,
+                    announced=announced)
 
 
 def _advance(
     task: Task, ctx: WorkerContext, state: TurnState, *, step: int, reply: ModelReply | None,
-    fresh: bool, started: float,
+    fresh: bool, started: float, announced: bool = False,
 ) -> str:
-    """Model call ``step`` (unless its reply is stored already), then what follows it."""
+    """Model call ``step`` (unless its reply is stored already), then what follows it.
+
+    ``announced``: this task already wrote the step's ``model_call`` event along with the
+    state it saved (one round trip less)."""
     if state.step == step and state.phase == "model":
+        kept = reply is not None  # a reply read back from Redis
         if reply is None:
-            reply = _call_model(task, ctx, state)
+            reply = _call_model(task, ctx, state, announced)
             if reply is None:
                 return "failed"
-        state, fresh = _record_reply(ctx, state, reply)
+            kept = state.request.stream  # a streamed reply is kept as its stream settles
+        state, fresh = _record_reply(ctx, state, reply, kept)
     ended_here = state.step == step and state.phase == "done"  # a return_direct tool
     if ended_here or (state.step == step + 1 and state.phase in ("tools", "approval", "done")):
         ensure_dispatched(ctx, state, fresh=fresh)
@@ -179,11 +187,22 @@ def _record_tool_outputs(
 ) -> tuple[TurnState, bool]:
     """The state with the outputs applied, and whether this task saved it."""
     parsed = [ToolOutput.model_validate(item) for item in outputs]  # chord: in call order
-    return _save(ctx, state, apply_tool_outputs(state, parsed, ctx.return_direct_tools))
+    new = apply_tool_outputs(state, parsed, ctx.return_direct_tools)
+    # The next model call's event goes out with the state that leads to it.
+    return _save(ctx, state, new, _model_call_event(new) if new.phase == "model" else None)
 
 
-def _call_model(task: Task, ctx: WorkerContext, state: TurnState) -> ModelReply | None:
-    """The model's reply, kept once per step; None when the job failed instead.
+def _model_call_event(state: TurnState) -> JobEvent:
+    return JobEvent(job_id=state.job_id, kind="model_call", at=time.time(), step=state.step,
+                    detail={"model": state.model})
+
+
+def _call_model(
+    task: Task, ctx: WorkerContext, state: TurnState, announced: bool = False
+) -> ModelReply | None:
+    """The model's reply; None when the job failed instead. A streamed reply is kept
+    here (its stream settles against the kept one), a plain one with the state it leads
+    to (``_record_reply``).
 
     Transient errors reschedule this task with a countdown (no worker sleeps), and so
     does a wait for the shared model rate limit; those waits are not failed attempts, so
@@ -200,7 +219,8 @@ def _call_model(task: Task, ctx: WorkerContext, state: TurnState) -> ModelReply 
         ctx.catalog.schemas(state.tool_names),
         ctx.count_message,
     )
-    ctx.jobs.emit(state.job_id, "model_call", step=state.step, model=state.model)
+    if not announced:
+        ctx.jobs.emit(state.job_id, "model_call", step=state.step, model=state.model)
     try:
         if state.request.stream:  # text published as delta events (worker/stream_step.py)
             reply = stream_reply(ctx.jobs.redis, ctx.model, state.job_id, state.step, call)
@@ -215,24 +235,33 @@ def _call_model(task: Task, ctx: WorkerContext, state: TurnState) -> ModelReply 
             reschedule(task, countdown)
         ctx.jobs.fail(state.job_id, str(exc), step=state.step)
         return None
+    if not state.request.stream:
+        return reply
     kept = ctx.turns.reply_once(state.job_id, state.step, reply)
-    if state.request.stream:
-        settle(ctx.jobs.redis, state.job_id, state.step, reply, kept)
+    settle(ctx.jobs.redis, state.job_id, state.step, reply, kept)
     return kept
 
 
 def _record_reply(
-    ctx: WorkerContext, state: TurnState, reply: ModelReply
+    ctx: WorkerContext, state: TurnState, reply: ModelReply, kept: bool
 ) -> tuple[TurnState, bool]:
-    """The state with the reply applied, and whether this task saved it (with its
-    ``model_reply`` event, in the same round trip)."""
+    """The state with the reply applied, and whether this task saved it, with its
+    ``model_reply`` event and (unless ``kept`` already) the reply itself, in one round
+    trip. A redelivered step whose first reply was kept applies that one instead."""
     new = apply_model_reply(state, reply)
     event = JobEvent(
         job_id=state.job_id, kind="model_reply", at=time.time(), step=state.step,
         detail={"tool_calls": [c.name for c in reply.tool_calls],
                 "final": new.phase == "done"},
     )
-    return _save(ctx, state, new, event)
+    if kept:
+        return _save(ctx, state, new, event)
+    saved, earlier = ctx.turns.record_reply(state, new, reply, event)
+    if earlier is not None:
+        return _record_reply(ctx, state, earlier, kept=True)
+    if saved:
+        return new, True
+    return ctx.turns.load(state.job_id) or new, False
 
 
 def _save(
