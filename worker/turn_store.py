@@ -51,6 +51,17 @@ end
 return redis.call('GET', KEYS[1])
 """
 
+# A tool call about to run: its stored output if an earlier delivery finished it, else
+# nil with its ``tool_started`` event appended. KEYS: output, events. ARGV: event, maxlen.
+_BEGIN_TOOL_CALL = """
+local done = redis.call('GET', KEYS[1])
+if done then
+  return done
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[1])
+return false
+"""
+
 # A step's model reply, kept once, with the state it leads to and its event, at once.
 # KEYS: reply, turn state, events. ARGV: reply, ttl, expected state version, new state,
 # event, events maxlen. Returns {1} (all written), {0, reply} (an earlier delivery's reply
@@ -97,6 +108,7 @@ class TurnStore:
         self._cas = client.register_script(_COMPARE_AND_SET)
         self._start = client.register_script(_START)
         self._record_reply = client.register_script(_RECORD_REPLY)
+        self._begin_tool_call = client.register_script(_BEGIN_TOOL_CALL)
         self._tool_output_once = client.register_script(_TOOL_OUTPUT_ONCE)
 
     def load_step(
@@ -206,6 +218,16 @@ class TurnStore:
                   EVENTS_MAX_LEN],
         )
         return ToolOutput.model_validate_json(earlier) if earlier else output
+
+    def begin_tool_call(self, job_id: str, tool_call_id: str, started: JobEvent
+                        ) -> ToolOutput | None:
+        """The call's stored output (a redelivery: do not run it again), else None with
+        ``started`` appended to the job's events, in one round trip."""
+        done = self._begin_tool_call(
+            keys=[keys.tool_result(job_id, tool_call_id), keys.job_events(job_id)],
+            args=[started.model_dump_json(), EVENTS_MAX_LEN],
+        )
+        return ToolOutput.model_validate_json(done) if done else None
 
     def claim_tool_call(self, job_id: str, tool_call_id: str) -> bool:
         """Mark a call of a non-idempotent tool as started; False if it was claimed before."""

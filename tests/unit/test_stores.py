@@ -148,3 +148,16 @@ def test_a_reply_for_a_state_that_moved_on_is_kept_but_changes_no_state(
         False, None)
     loaded = store.load("job-0001")
     assert loaded is not None and loaded.response == "x"
+
+
+def test_beginning_a_tool_call_finds_a_stored_output_or_says_it_started(
+    client: fakeredis.FakeRedis,
+) -> None:
+    store = TurnStore(client)
+    started = JobEvent(job_id="job-0001", kind="tool_started", at=1.0)
+    assert store.begin_tool_call("job-0001", "c1", started) is None
+    assert client.xlen(keys.job_events("job-0001")) == 1
+    out = ToolOutput(tool_name="t", tool_call_id="c1", arguments="{}", content="done")
+    store.tool_output_once("job-0001", out)
+    assert store.begin_tool_call("job-0001", "c1", started) == out  # a redelivery
+    assert client.xlen(keys.job_events("job-0001")) == 1  # and no second "started"

@@ -76,7 +76,14 @@ def _run_tool(
     started = time.perf_counter()
     ctx = get_context()
     tool_call = ToolCall.model_validate(call)
-    cached = ctx.turns.cached_tool_output(job_id, tool_call.id)
+    # The common call (served here, safe to repeat) checks for a stored output and says
+    # it started in one round trip; the others check first, then claim or refuse.
+    plain = (not unserved and serves(ctx.registry, tool_call.name)
+             and not _runs_at_most_once(ctx, tool_call, allowed))
+    if plain:
+        cached = ctx.turns.begin_tool_call(job_id, tool_call.id, _started(job_id, tool_call))
+    else:
+        cached = ctx.turns.cached_tool_output(job_id, tool_call.id)
     if cached is not None:  # a redelivered call: reuse the result, do not run again
         return cached.model_dump()
     if unserved or not serves(ctx.registry, tool_call.name):
@@ -90,7 +97,9 @@ def _run_tool(
         # it is still running, its output loses to this one; either way, no second run).
         output = ctx.turns.tool_output_once(job_id, unknown_outcome(tool_call))
     else:
-        ctx.jobs.emit(job_id, "tool_started", tool=tool_call.name, tool_call_id=tool_call.id)
+        if not plain:
+            ctx.jobs.emit(job_id, "tool_started", tool=tool_call.name,
+                          tool_call_id=tool_call.id)
         try:
             output = run_call(ctx, tool_call, allowed, (SoftTimeLimitExceeded,))
         except SoftTimeLimitExceeded:
@@ -105,6 +114,11 @@ def _run_tool(
     )
     log_step(job_id, "-", f"tool:{tool_call.name}", task.name, started)
     return output.model_dump()
+
+
+def _started(job_id: str, call: ToolCall) -> JobEvent:
+    return JobEvent(job_id=job_id, kind="tool_started", at=time.time(),
+                    detail={"tool": call.name, "tool_call_id": call.id})
 
 
 def _finished(job_id: str, output: ToolOutput) -> JobEvent:
