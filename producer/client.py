@@ -44,7 +44,7 @@ from producer.session_listing import (
 from producer.session_order import SessionOrder
 from producer.streaming import StreamFollower, StreamItem
 from producer.streaming import StreamReset as StreamReset  # re-exported for callers
-from producer.tool_registry import ToolRegistryStore, check_submission
+from producer.tool_registry import SubmissionCheck, ToolRegistryStore
 from producer.tool_registry import UnknownTools as UnknownTools  # re-exported for callers
 from producer.webhook_policy import check_webhook
 
@@ -146,6 +146,7 @@ class AgentClient:
     def __init__(self, redis_url: str | None = None, *, celery_app: Celery | None = None) -> None:
         self.celery = celery_app or make_producer_app(redis_url)
         self.jobs = JobStore(connect(redis_url or str(self.celery.conf.broker_url)))
+        self._check_tools = SubmissionCheck(self.jobs.redis)  # UnknownTools before enqueue
         self.order = SessionOrder(self.jobs.redis, self.celery)
         self.jobs.celery = self.celery  # a cancel here enqueues the job's webhook
         self.approval_store = ApprovalStore(self.jobs.redis)
@@ -173,7 +174,7 @@ class AgentClient:
         """
         sub = prepare_submit(request)
         # UnknownTools (producer/tool_registry.py): a named tool no live worker serves.
-        check_submission(self.jobs.redis, sub.message["request"])
+        self._check_tools(sub.message["request"])
         job_id, session_id = sub.job_id, sub.session_id
         try:
             before_admit(self.jobs.redis, sub)  # listed in its session, webhook url stored

@@ -16,8 +16,9 @@ Light on purpose (redis + pydantic): the client, CLI and gateway read it too.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import redis
 import redis.asyncio as aioredis
@@ -217,6 +218,40 @@ def check_submission(client: redis.Redis, request: Mapping[str, object]) -> None
     named = _named(request)
     if named is not None:
         check_tools(ToolRegistryStore(client).live(), *named)
+
+
+class SubmissionCheck:
+    """``check_submission`` for a long-lived client: the served tool names are kept for
+    ``max_age`` seconds, and a name missing from them is looked up again before it counts
+    as unknown, so a tool announced a moment ago is found. (The look-up and parsing
+    every spec was a sixth of a submit's CPU.) Thread-safe."""
+
+    def __init__(self, client: redis.Redis, max_age: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = ToolRegistryStore(client)
+        self.max_age = max_age
+        self.clock = clock
+        self._names: frozenset[str] = frozenset()
+        self._at = float("-inf")
+        self._lock = threading.Lock()
+
+    def _served(self, refresh: bool) -> frozenset[str]:
+        with self._lock:
+            if refresh or self.clock() - self._at > self.max_age:
+                self._names = frozenset(self.store.live())
+                self._at = self.clock()
+            return self._names
+
+    def __call__(self, request: Mapping[str, object]) -> None:
+        named = _named(request)
+        if named is None:
+            return
+        tools, forced = named
+        wanted = [*(tools or []), *([forced] if forced else [])]
+        served = self._served(refresh=False)
+        if tools is None or any(name not in served for name in wanted):
+            served = self._served(refresh=True)
+        check_tools(dict.fromkeys(served), tools, forced)
 
 
 async def check_submission_async(client: aioredis.Redis, request: Mapping[str, object]) -> None:

@@ -7,7 +7,12 @@ import fakeredis
 import pytest
 
 from producer.contracts import ToolSpec
-from producer.tool_registry import ToolRegistryStore, UnknownTools, check_submission
+from producer.tool_registry import (
+    SubmissionCheck,
+    ToolRegistryStore,
+    UnknownTools,
+    check_submission,
+)
 from worker.tool_announce import Announcer, python_specs
 from worker.tool_catalog import LiveCatalog
 from worker.tools import ToolRegistry, UnknownToolError, tool
@@ -142,3 +147,27 @@ def test_the_async_check_reads_the_same_registry() -> None:
     asyncio.run(check_submission_async(client, {"tools": ["echo"], "tool_choice": "auto"}))
     with pytest.raises(UnknownTools, match=r"unknown tools: nope.*known tools: echo"):
         asyncio.run(check_submission_async(client, {"tools": ["nope"], "tool_choice": "auto"}))
+
+
+def test_a_clients_check_keeps_the_names_briefly_and_looks_again_on_a_miss(
+    store: ToolRegistryStore,
+) -> None:
+    clock = Clock()
+    check = SubmissionCheck(store.redis, max_age=1.0, clock=clock)
+    store.announce("w1", [spec("echo")])
+    check({"tools": ["echo"]})
+    lookups = []
+    original = check.store.live
+    check.store.live = lambda: (lookups.append(1), original())[1]  # type: ignore[method-assign]
+    check({"tools": ["echo"]})
+    assert lookups == []  # served from the kept names
+    store.announce("w2", [spec("calc")])
+    check({"tools": ["calc"]})  # missing from the kept names: looked up again, found
+    assert lookups == [1]
+    with pytest.raises(UnknownTools, match="unknown tools: nope"):
+        check({"tools": ["echo", "nope"]})
+    check({"message": "no tools named"})  # nothing to look up
+    assert lookups == [1, 1]
+    clock.t = 5.0  # the kept names are old now: looked up again even for a known name
+    check({"tools": ["echo"]})
+    assert lookups == [1, 1, 1]
