@@ -1,6 +1,6 @@
 """Model parameters, content parts and webhook URLs of a request: types and their checks.
 
-Part of the contract (imported by producer/contracts.py), so pydantic and the standard
+Part of the contract (imported by producer/contracts/), so pydantic and the standard
 library only. Limits follow what OpenAI's Chat Completions API accepts, so a request the
 producer accepts is one the model server accepts too.
 """

@@ -1,26 +1,29 @@
-"""Messages shared by producer and worker.
-
-This module is the contract between the two sides. It imports only pydantic and the
-standard library, so a producer can use it without the worker's dependencies.
-Every stored document carries ``schema_version`` so a later release can migrate it.
-"""
+"""The request: what a producer submits (``ChatRequest``) and the start task's body."""
 
 from __future__ import annotations
 
-import os
-import re
-from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
+from producer.contracts.common import (
+    _TOOL_NAME_RE,
+    JOB_ID_PATTERN,
+    SCHEMA_VERSION,
+    SESSION_ID_PATTERN,
+    TOOL_CHOICE_MODES,
+    ChatMessage,
+    Mode,
+    Protocol,
+    Strict,
+    _listed,
+    max_deadline_seconds,
+    max_message_chars,
+)
 from producer.request_params import (
     ContentPart,
     ImagePart,
@@ -29,93 +32,6 @@ from producer.request_params import (
     check_content_parts,
     content_chars,
 )
-
-SCHEMA_VERSION = 1
-
-# Task names are part of the contract: producers enqueue by name, never by import.
-TASK_START_TURN = "agents.turn.start"
-TASK_MODEL_STEP = "agents.model.step"
-TASK_TOOL_RUN = "agents.tool.run"
-TASK_ABORT_TURN = "agents.turn.abort"
-TASK_EXPIRE_JOB = "agents.job.expire"
-# Assistant runs (server-side runs polled by self-rescheduling tasks).
-TASK_START_RUN = "agents.run.start"
-TASK_POLL_RUN = "agents.run.poll"
-TASK_SUBMIT_TOOL_OUTPUTS = "agents.run.submit_outputs"
-TASK_ABORT_RUN = "agents.run.abort"  # errback of a run's tool fan-out
-TASK_SESSION_HISTORY = "agents.session.history"
-TASK_SESSION_RESET = "agents.session.reset"
-TASK_WEBHOOK_DELIVER = "agents.webhook.deliver"  # POST a finished job to its webhook_url
-# Human approval of tool calls: resume a job once its calls are decided; time out waits.
-TASK_APPROVAL_RESUME = "agents.approval.resume"
-TASK_APPROVAL_SWEEP = "agents.approval.sweep"
-
-SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
-TOOL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
-JOB_ID_PATTERN = r"^[A-Za-z0-9-]{8,64}$"
-TOOL_CHOICE_MODES = ("auto", "none", "required")
-BUILTIN_ASSISTANT_TOOLS = ("code_interpreter", "file_search")
-Mode = Literal["chat", "assistant"]
-Protocol = Literal["responses", "assistants"]
-_TOOL_NAME_RE = re.compile(TOOL_NAME_PATTERN)
-
-
-def max_message_chars() -> int:
-    """Longest user message accepted (``AGENT_MAX_MESSAGE_CHARS``, default 32000)."""
-    return int(os.environ.get("AGENT_MAX_MESSAGE_CHARS", "32000"))
-
-
-def max_deadline_seconds() -> float:
-    """Longest per-job deadline accepted (``AGENT_MAX_JOB_DEADLINE``, default 86400)."""
-    return float(os.environ.get("AGENT_MAX_JOB_DEADLINE", "86400"))
-
-
-def default_deadline_seconds() -> float:
-    """Deadline of a job that names none (``AGENT_JOB_DEADLINE``, default 900; 0: none)."""
-    return float(os.environ.get("AGENT_JOB_DEADLINE", "900"))
-
-
-def describe_validation_error(
-    error: ValidationError, separator: str = "; ", root: str = "request"
-) -> str:
-    """One ``field.path: problem`` entry per error, joined by ``separator``.
-
-    ``root`` names the whole object when an error has no field path.
-    """
-    parts = []
-    for item in error.errors(include_url=False):
-        where = ".".join(str(p) for p in item["loc"]) or root
-        message = " ".join(str(item["msg"]).split())  # one line each
-        parts.append(f"{where}: {message}")
-    return separator.join(parts)
-
-
-def _listed(names: list[str]) -> str:
-    return f"{', '.join(names)} {'is' if len(names) == 1 else 'are'}"
-
-
-class Strict(BaseModel):
-    """Base for wire messages: unknown fields are an error, not silently dropped."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class ToolCall(Strict):
-    """One function call requested by the model. ``arguments`` is the raw JSON text."""
-
-    id: str
-    name: str
-    arguments: str
-
-
-class ChatMessage(Strict):
-    """One message as stored in memory and sent to the model."""
-
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[ContentPart] | None = None  # a list: text and image_url parts
-    tool_calls: list[ToolCall] | None = None
-    tool_call_id: str | None = None
-    name: str | None = None
 
 
 class AssistantSpec(Strict):
@@ -375,180 +291,3 @@ class StartTurn(Strict):
         default=None, description="Unix time past which the job fails with a timeout"
     )
 
-
-class JobStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    WAITING_APPROVAL = "waiting_approval"  # a turn waits for a person's decisions
-
-    @property
-    def terminal(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
-
-
-class Usage(Strict):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-
-    def plus(self, other: Usage) -> Usage:
-        return Usage(
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            completion_tokens=self.completion_tokens + other.completion_tokens,
-            total_tokens=self.total_tokens + other.total_tokens,
-        )
-
-
-class ToolOutput(Strict):
-    """The outcome of one tool call, as returned to the model and listed in sources."""
-
-    tool_name: str
-    tool_call_id: str
-    arguments: str
-    content: str
-    is_error: bool = False
-
-
-# The tool registry (producer/tool_registry.py): what tools workers announce in Redis.
-DEFAULT_TOOL_QUEUE = "tools"
-TOOL_QUEUE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-
-
-class ToolSpec(Strict):
-    """A tool as a tools worker announces it: everything but its code and secrets.
-
-    Two workers serving one name must announce the same spec (compared by ``digest``).
-    """
-
-    schema_version: int = SCHEMA_VERSION
-    name: str = Field(pattern=TOOL_NAME_PATTERN)
-    description: str = ""
-    parameters: dict[str, Any]
-    return_direct: bool = False
-    idempotent: bool = True
-    time_limit: float | None = None
-    requires_approval: bool = False
-    queue: str = Field(default=DEFAULT_TOOL_QUEUE, pattern=TOOL_QUEUE_PATTERN)
-    source: str = "python"  # "python", or "mcp:<server>" for a tool of an MCP server
-
-    def digest(self) -> str:
-        """Hash of the definition (all fields but the schema version)."""
-        import hashlib
-        import json
-
-        body = self.model_dump(mode="json", exclude={"schema_version"})
-        text = json.dumps(body, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    def openai_schema(self) -> dict[str, Any]:
-        """The entry for the ``tools`` list of a chat completions request."""
-        return {
-            "type": "function",
-            "function": {
-                "name": self.name,
-                "description": self.description,
-                "parameters": self.parameters,
-            },
-        }
-
-
-class ToolEntry(ToolSpec):
-    """A registry entry as listed: the spec and the workers serving it right now."""
-
-    servers: list[str] = Field(default_factory=list)
-    # Live workers announcing a different spec under this name, refused (a conflict).
-    refused: list[str] = Field(default_factory=list)
-
-
-class JobResult(Strict):
-    """The job record: what ``status`` and ``wait`` return."""
-
-    schema_version: int = SCHEMA_VERSION
-    job_id: str
-    session_id: str
-    mode: Mode = "chat"
-    protocol: Protocol | None = None
-    status: JobStatus
-    response: str | None = None
-    parsed: Any = Field(
-        default=None, description="The response parsed as JSON, with a JSON response_format"
-    )
-    metadata: dict[str, str] | None = Field(
-        default=None, description="The request's metadata, stored with the job"
-    )
-    sources: list[ToolOutput] = Field(default_factory=list)
-    usage: Usage = Field(default_factory=Usage)
-    error: str | None = None
-    model: str | None = None
-    model_calls: int = 0
-    created_at: float
-    updated_at: float
-    deadline_at: float | None = None
-    # Assistant mode: the server-side objects, and uploaded files as {file_id: name}.
-    assistant_id: str | None = None
-    thread_id: str | None = None
-    run_id: str | None = None
-    response_id: str | None = None
-    files: dict[str, str] = Field(default_factory=dict)
-
-
-EventKind = Literal[
-    "queued",
-    "started",
-    "model_call",
-    "model_reply",
-    "tool_started",
-    "tool_finished",
-    "run_created",
-    "run_polled",
-    "tool_outputs_submitted",
-    "approval_required",  # detail: call_id, tool_name, arguments (one per pending call)
-    "approval_decided",  # detail: call_id, tool_name, approved, reason, decided_by
-    "delta",  # streamed text of a model step: detail {"text", "step"}
-    "delta_reset",  # a step streams again from its start: drop what it showed so far
-    "succeeded",
-    "failed",
-    "cancelled",
-]
-
-
-class JobEvent(Strict):
-    """One progress event of a job, appended to the job's event stream."""
-
-    job_id: str
-    kind: EventKind
-    at: float
-    step: int | None = None
-    detail: dict[str, Any] = Field(default_factory=dict)
-
-    @property
-    def terminal(self) -> bool:
-        return self.kind in ("succeeded", "failed", "cancelled")
-
-
-class ApprovalDecision(Strict):
-    """A person's decision on one pending tool call (the gateway's request body)."""
-
-    call_id: str = Field(min_length=1, max_length=200)
-    approved: bool = True
-    reason: str | None = Field(default=None, max_length=2000)
-
-
-class Approval(Strict):
-    """One tool call that needs a decision, and the decision once made (stored per call)."""
-
-    job_id: str
-    call_id: str
-    tool_name: str
-    arguments: str
-    position: int = 0  # the call's place in its model reply
-    requested_at: float
-    timeout_at: float | None = None
-    decided: bool = False
-    approved: bool | None = None
-    reason: str | None = None
-    decided_by: str | None = None
-    decided_at: float | None = None
