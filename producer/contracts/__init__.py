@@ -42,6 +42,7 @@ from producer.contracts.common import (
     Usage,
     default_deadline_seconds,
     describe_validation_error,
+    function_tool,
     max_deadline_seconds,
     max_message_chars,
 )
@@ -105,6 +106,7 @@ __all__ = [
     "Usage",
     "default_deadline_seconds",
     "describe_validation_error",
+    "function_tool",
     "max_deadline_seconds",
     "max_message_chars",
 ]

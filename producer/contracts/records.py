@@ -17,6 +17,7 @@ from producer.contracts.common import (
     Strict,
     ToolOutput,
     Usage,
+    function_tool,
 )
 
 # The tool registry (producer/tool_registry.py): what tools workers announce in Redis.
@@ -52,14 +53,7 @@ class ToolSpec(Strict):
 
     def openai_schema(self) -> dict[str, Any]:
         """The entry for the ``tools`` list of a chat completions request."""
-        return {
-            "type": "function",
-            "function": {
-                "name": self.name,
-                "description": self.description,
-                "parameters": self.parameters,
-            },
-        }
+        return function_tool(self.name, self.description, self.parameters)
 
 
 class ToolEntry(ToolSpec):

@@ -13,7 +13,12 @@ from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
 
-from producer.contracts import DEFAULT_TOOL_QUEUE, TOOL_NAME_PATTERN, TOOL_QUEUE_PATTERN
+from producer.contracts import (
+    DEFAULT_TOOL_QUEUE,
+    TOOL_NAME_PATTERN,
+    TOOL_QUEUE_PATTERN,
+    function_tool,
+)
 from worker.tools.schema import build_arguments
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -111,15 +116,8 @@ class Tool:
 
     def openai_schema(self) -> dict[str, Any]:
         """The entry for the ``tools`` list of a chat completions request."""
-        return {
-            "type": "function",
-            "function": {
-                "name": self.name,
-                "description": self.description,
-                # A copy, so a caller editing the request cannot change the tool.
-                "parameters": copy.deepcopy(self.parameters),
-            },
-        }
+        # A copy, so a caller editing the request cannot change the tool.
+        return function_tool(self.name, self.description, copy.deepcopy(self.parameters))
 
     def bind(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """Validate decoded JSON arguments into keyword arguments for ``func``.
