@@ -64,15 +64,17 @@ if redis.call('EXISTS', KEYS[3]) == 0 then
   return {'unknown_job', '', 0}
 end
 local current = redis.call('HGET', KEYS[1], ARGV[1])
+local entry = current and cjson.decode(current)
+-- A call decided already says so (and by whom) even once its job has ended: a racing
+-- approver learns it lost to that decision, not just that the job is over.
+if entry and entry['decided'] then
+  return {'decided', current, 0}
+end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return {'ended', current or '', 0}
 end
 if not current then
   return {'unknown_call', '', 0}
-end
-local entry = cjson.decode(current)
-if entry['decided'] then
-  return {'decided', current, 0}
 end
 entry['decided'] = true
 entry['approved'] = ARGV[2] == '1'

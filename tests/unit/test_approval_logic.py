@@ -252,3 +252,14 @@ def test_watch_and_progress_show_what_waits() -> None:
     assert describe_event(answered) == "  pay (p1) declined by cli: no"
     [item] = new_approvals("job-0001", [call("p1", "pay")], ["p1"], 100.0, None)
     assert describe_pending([item]) == ['waiting for approval: p1 pay({"x": 1})']
+
+
+def test_a_racing_approver_hears_the_call_was_decided_even_after_the_job_ended(
+    store: ApprovalStore,
+) -> None:
+    store.decide("job-0001", "p1", False, "no", "alice")
+    store.redis.set(keys.job_final("job-0001"), "1")  # the turn went on and ended at once
+    with pytest.raises(AlreadyDecided, match="declined by alice"):
+        store.decide("job-0001", "p1", True, None, "bob")
+    with pytest.raises(JobEnded):  # an undecided call of an ended job
+        store.decide("job-0001", "p2", True, None, "bob")
