@@ -140,7 +140,7 @@ def test_bad_decisions_are_refused_and_change_nothing(
     result = wait_job(client, job_id, 30)
     assert result.status == JobStatus.SUCCEEDED, result.error
     assert [s.is_error for s in result.sources] == [False, True]
-    with pytest.raises(JobEnded):
+    with pytest.raises(AlreadyDecided, match="declined by python"):  # and the job ended
         client.approve(job_id, "p2")
     assert cli(stack, "approve", job_id, "p2").returncode == 1
     assert runs(client, who) == 1

@@ -30,7 +30,12 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def astack() -> Iterator[DevStack]:
     env = {"AGENT_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT), "AGENT_STALL_SECONDS": "3"}
-    with new_stack("stack-approval", env) as s:
+    # The producers (this test process) read AGENT_STALL_SECONDS too: the first sweep of a
+    # deadline is sent by the submit, on the producer's grid. With the default (360 s) it
+    # lay up to a minute out, and a stall that needs the sweep waited for it.
+    with pytest.MonkeyPatch.context() as patch, new_stack("stack-approval", env) as s:
+        for name, value in env.items():
+            patch.setenv(name, value)
         s.start_redis(appendonly=True)
         s.start_simulator(latency_ms=0)
         s.start_worker(["agents"], 2, "agents-a")
@@ -41,8 +46,10 @@ def astack() -> Iterator[DevStack]:
 
 def waiting_job(client: AgentClient, sim: Simulator, who: str) -> tuple[str, str]:
     model = f"script-{uuid.uuid4().hex[:12]}"
+    # A second "Paid." for a model call cut by a kill and made again (at least once).
     sim.script(model, {"tool_calls": [
-        tool_call("send_payment", {"to": who, "amount": 3}, "p1")]}, {"content": "Paid."})
+        tool_call("send_payment", {"to": who, "amount": 3}, "p1")]}, {"content": "Paid."},
+        {"content": "Paid."})
     job_id = client.submit({"session_id": f"ar-{who}", "message": "pay", "model": model})
 
     def asked() -> bool:
@@ -69,7 +76,8 @@ def test_agents_workers_killed_right_after_the_decision(astack: DevStack) -> Non
         assert int(client.jobs.redis.get(record_call_key(f"pay:{who}")) or 0) == 1
         kinds = [e.kind for _, e in client.jobs.read_events(job_id)]
         assert kinds.count("approval_decided") == 1 and kinds.count("succeeded") == 1
-        assert len(sim.requests(model)) == 2
+        # The kill may cut the step after the decision mid-call: then it is made again.
+        assert len(sim.requests(model)) in (2, 3)
 
 
 def test_redis_restart_while_waiting(astack: DevStack) -> None:
