@@ -197,14 +197,14 @@ async def _stream(
         error = _failure(job).message if job else f"the turn did not end within {timeout:g} s"
         yield f"data: {json.dumps({'error': {'message': error, 'type': 'server_error'}})}\n\n"
         return
+    if throwaway:  # forgotten before the caller hears the end, not after
+        await aclient.reset(job.session_id)
     if not follower.streamed and job.response:  # e.g. a return_direct tool's output
         yield writer.chunk({"content": job.response})
     yield writer.chunk({}, finish="stop")
     if include_usage:
         yield writer.chunk({}, usage=job.usage.model_dump())
     yield "data: [DONE]\n\n"
-    if throwaway:
-        await aclient.reset(job.session_id)
 
 
 def openai_router(dependencies: Sequence[Depends] = ()) -> APIRouter:

@@ -171,7 +171,8 @@ def test_list_changed_refreshes_the_registry(
     wait_for(lambda: "fx__extra" in served(mclient), 10, "fx__extra to be announced")
     # Announced on the notification, not only by the next beat's listing.
     tools_worker = next(w for w in mcp.stack.workers if w.name == "mcp-tools")
-    assert "MCP server fx: tool list changed" in tools_worker.log_text()
+    wait_for(lambda: "MCP server fx: tool list changed" in tools_worker.log_text(), 5,
+             "the worker to log the notification")  # its log line may trail the announce
     # Named, so the agents worker's registry snapshot (cached 1 s) is refreshed for it.
     result = turn(mclient, msim, model, session, [("fx__extra", {"text": "hi"})],
                   tools=["fx__extra"])

@@ -22,7 +22,14 @@ BATCH = 12
 
 @pytest.fixture(scope="module")
 def rstack() -> Iterator[DevStack]:
-    with new_stack("stack-restart", {"AGENT_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)}) as s:
+    # A message that Redis went away with between kombu taking it and recording it as
+    # unacknowledged is only found by the stall sweep (README: "Lost tasks are sent
+    # again"); a short AGENT_STALL_SECONDS, on the producer side too, keeps that in the
+    # test's time.
+    env = {"AGENT_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT), "AGENT_STALL_SECONDS": "8"}
+    with pytest.MonkeyPatch.context() as patch, new_stack("stack-restart", env) as s:
+        for name, value in env.items():
+            patch.setenv(name, value)
         s.start_redis(appendonly=True)
         s.start_simulator(latency_ms=150)  # keeps jobs in flight while Redis is away
         s.start_worker(["agents"], 2, "agents")
