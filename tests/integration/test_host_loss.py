@@ -34,7 +34,13 @@ RESUME_BOUND = LEASE + 1 + 2 * MODEL_LATENCY_MS / 1000 + 6
 
 @pytest.fixture(scope="module")
 def lstack() -> Iterator[DevStack]:
-    with new_stack("stack-host-loss") as stack:
+    # The lease is the deployment's own. A message the killed worker had taken but not yet
+    # recorded as unacknowledged (kombu's take-then-record window) is only found by the
+    # stall sweep: 20 s here (producer side too), above the longest quiet step of these
+    # tests (a 17 s model call), so it can only resend what was really lost.
+    env = {"AGENT_STALL_SECONDS": "20"}
+    with pytest.MonkeyPatch.context() as patch, new_stack("stack-host-loss", env) as stack:
+        patch.setenv("AGENT_STALL_SECONDS", "20")
         stack.start_redis()
         stack.start_simulator(latency_ms=MODEL_LATENCY_MS)
         yield stack
