@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
+
+import pytest
 
 from producer.client import AgentClient
 from producer.contracts import JobResult
@@ -36,6 +39,16 @@ def new_stack(name: str, env: Mapping[str, str] | None = None) -> DevStack:
         **(env or {}),
     })
     return stack
+
+
+@contextmanager
+def shared_env_stack(name: str, env: Mapping[str, str]) -> Iterator[DevStack]:
+    """:func:`new_stack` whose ``env`` this test process (the producer side) reads too:
+    settings such as AGENT_STALL_SECONDS are read by producers and workers alike."""
+    with pytest.MonkeyPatch.context() as patch, new_stack(name, env) as stack:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        yield stack
 
 
 def wait_for(check: Callable[[], T | None], timeout: float, what: str) -> T:

@@ -21,7 +21,12 @@ from producer.client import AgentClient
 from producer.contracts import JobStatus
 from producer.devstack import DevStack
 from tests.integration.conftest import Simulator, tool_call
-from tests.integration.stacks import VISIBILITY_TIMEOUT, new_stack, wait_for, wait_job
+from tests.integration.stacks import (
+    VISIBILITY_TIMEOUT,
+    shared_env_stack,
+    wait_for,
+    wait_job,
+)
 from tests.tool_fixtures import record_call_key
 
 pytestmark = pytest.mark.integration
@@ -33,9 +38,7 @@ def astack() -> Iterator[DevStack]:
     # The producers (this test process) read AGENT_STALL_SECONDS too: the first sweep of a
     # deadline is sent by the submit, on the producer's grid. With the default (360 s) it
     # lay up to a minute out, and a stall that needs the sweep waited for it.
-    with pytest.MonkeyPatch.context() as patch, new_stack("stack-approval", env) as s:
-        for name, value in env.items():
-            patch.setenv(name, value)
+    with shared_env_stack("stack-approval", env) as s:
         s.start_redis(appendonly=True)
         s.start_simulator(latency_ms=0)
         s.start_worker(["agents"], 2, "agents-a")

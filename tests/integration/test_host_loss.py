@@ -21,7 +21,7 @@ from producer.contracts import JobResult, JobStatus
 from producer.delivery import DEFAULT_VISIBILITY_TIMEOUT
 from producer.devstack import DevStack
 from tests.integration.conftest import Simulator, tool_call
-from tests.integration.stacks import new_stack, wait_for, wait_job
+from tests.integration.stacks import shared_env_stack, wait_for, wait_job
 from tests.tool_fixtures import record_call_key
 
 pytestmark = pytest.mark.integration
@@ -39,8 +39,7 @@ def lstack() -> Iterator[DevStack]:
     # stall sweep: 20 s here (producer side too), above the longest quiet step of these
     # tests (a 17 s model call), so it can only resend what was really lost.
     env = {"AGENT_STALL_SECONDS": "20"}
-    with pytest.MonkeyPatch.context() as patch, new_stack("stack-host-loss", env) as stack:
-        patch.setenv("AGENT_STALL_SECONDS", "20")
+    with shared_env_stack("stack-host-loss", env) as stack:
         stack.start_redis()
         stack.start_simulator(latency_ms=MODEL_LATENCY_MS)
         yield stack

@@ -13,7 +13,12 @@ from kombu.exceptions import OperationalError
 from producer.client import AgentClient
 from producer.contracts import JobStatus
 from producer.devstack import DevStack
-from tests.integration.stacks import VISIBILITY_TIMEOUT, new_stack, wait_for, wait_job
+from tests.integration.stacks import (
+    VISIBILITY_TIMEOUT,
+    shared_env_stack,
+    wait_for,
+    wait_job,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -27,9 +32,7 @@ def rstack() -> Iterator[DevStack]:
     # again"); a short AGENT_STALL_SECONDS, on the producer side too, keeps that in the
     # test's time.
     env = {"AGENT_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT), "AGENT_STALL_SECONDS": "8"}
-    with pytest.MonkeyPatch.context() as patch, new_stack("stack-restart", env) as s:
-        for name, value in env.items():
-            patch.setenv(name, value)
+    with shared_env_stack("stack-restart", env) as s:
         s.start_redis(appendonly=True)
         s.start_simulator(latency_ms=150)  # keeps jobs in flight while Redis is away
         s.start_worker(["agents"], 2, "agents")
