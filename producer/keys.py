@@ -24,7 +24,7 @@ def session_ttl_seconds() -> int:
     return int(os.environ.get("AGENT_SESSION_TTL", str(30 * 86400)))
 
 
-# Per job; all expire after job_ttl_seconds().
+# Per job; all expire after job_ttl_seconds() (except tool_running, a lease).
 def job(job_id: str) -> str:
     """JSON JobResult: the job record."""
     return f"{PREFIX}:job:{job_id}"
@@ -58,6 +58,15 @@ def tool_result(job_id: str, tool_call_id: str) -> str:
 def tool_started(job_id: str, tool_call_id: str) -> str:
     """Claim taken before a non-idempotent tool runs, so a redelivered call never reruns it."""
     return f"{PREFIX}:job:{job_id}:tool:{tool_call_id}:started"
+
+
+def tool_running(job_id: str, tool_call_id: str) -> str:
+    """Lease of a claimed non-idempotent call while it runs (worker/tool_claims.py).
+
+    Unlike the per-job keys above, it expires after AGENT_VISIBILITY_TIMEOUT unless the
+    process running the call renews it, so a copy of the call tells a run still going
+    from one that died."""
+    return f"{PREFIX}:job:{job_id}:tool:{tool_call_id}:running"
 
 
 def rate_slot(job_id: str, step: int) -> str:

@@ -22,6 +22,7 @@ from worker.rate_limit import ModelRateLimiter, RateLimits
 from worker.settings import WorkerSettings
 from worker.tokens import message_tokens, text_counter
 from worker.tool_catalog import LiveCatalog
+from worker.tool_claims import ToolClaims
 from worker.tools import ToolRegistry, default_registry
 from worker.turn_store import TurnStore
 
@@ -48,6 +49,11 @@ class WorkerContext:
     @cached_property
     def turns(self) -> TurnStore:
         return TurnStore(self.jobs.redis)
+
+    @cached_property
+    def claims(self) -> ToolClaims:
+        """At-most-once claims on calls of non-idempotent tools."""
+        return ToolClaims(self.jobs.redis)
 
     @cached_property
     def runs(self) -> RunStore:

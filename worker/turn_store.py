@@ -229,11 +229,6 @@ class TurnStore:
         )
         return ToolOutput.model_validate_json(done) if done else None
 
-    def claim_tool_call(self, job_id: str, tool_call_id: str) -> bool:
-        """Mark a call of a non-idempotent tool as started; False if it was claimed before."""
-        key = keys.tool_started(job_id, tool_call_id)
-        return bool(self.redis.set(key, "1", nx=True, ex=keys.job_ttl_seconds()))
-
     def cached_tool_output(self, job_id: str, tool_call_id: str) -> ToolOutput | None:
         raw = cast(str | None, self.redis.get(keys.tool_result(job_id, tool_call_id)))
         return ToolOutput.model_validate_json(raw) if raw else None

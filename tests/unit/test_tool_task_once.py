@@ -7,12 +7,14 @@ from typing import Any
 
 import fakeredis
 import pytest
+from celery.exceptions import Retry
 
 from producer import keys
 from producer.jobstore import JobStore
 from worker.context import WorkerContext
 from worker.settings import WorkerSettings
 from worker.tasks import tool_tasks
+from worker.tool_claims import Claim
 from worker.tools import ToolRegistry, tool
 
 CALLS: list[str] = []
@@ -60,7 +62,8 @@ def test_claimed_call_without_an_output_is_an_unknown_outcome_not_a_second_run(
     ctx: WorkerContext,
 ) -> None:
     # what a worker killed mid-call leaves behind: the claim, no output
-    ctx.turns.claim_tool_call("job-0001", "c1")
+    ctx.claims.claim("job-0001", "c1")
+    ctx.jobs.redis.delete(keys.tool_running("job-0001", "c1"))  # its lease lapsed
     output = run("charge_card", '{"amount": 5}')
     assert CALLS == []
     assert output["is_error"] is True
@@ -82,3 +85,18 @@ def test_idempotent_tool_without_an_output_runs_again(ctx: WorkerContext) -> Non
 def test_claim_expires_with_the_job(ctx: WorkerContext) -> None:
     run("charge_card", '{"amount": 1}')
     assert 0 < ctx.jobs.redis.ttl(keys.tool_started("job-0001", "c1")) <= keys.job_ttl_seconds()
+
+
+def test_a_copy_of_a_call_still_running_elsewhere_comes_back_later(ctx: WorkerContext) -> None:
+    # what a live worker running the call holds: the claim and its lease, no output yet
+    assert ctx.claims.claim("job-0001", "c1") is Claim.CLAIMED
+    with pytest.raises(Retry):
+        run("charge_card", '{"amount": 5}')
+    assert CALLS == []
+    assert not ctx.jobs.redis.exists(keys.tool_result("job-0001", "c1")), "nothing answered"
+
+
+def test_the_lease_of_a_claimed_call_ends_with_its_run(ctx: WorkerContext) -> None:
+    run("charge_card", '{"amount": 5}')
+    assert not ctx.jobs.redis.exists(keys.tool_running("job-0001", "c1"))
+    assert ctx.claims.claim("job-0001", "c1") is Claim.LAPSED

@@ -2,8 +2,9 @@
 
 A redelivered call reuses the stored output. Without one, an idempotent tool simply runs
 again; a tool registered with ``idempotent=False`` runs at most once: it is claimed in
-Redis before it starts, and a copy that finds the claim without an output answers that
-the outcome is unknown instead of running it a second time.
+Redis before it starts (worker/tool_claims.py). A copy that finds the claim without an
+output comes back later while the claiming run is alive, and answers that the outcome is
+unknown once it is not, instead of running it a second time.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from worker.app import app
 from worker.context import WorkerContext, get_context
 from worker.settings import WorkerSettings
 from worker.tasks.base import REDIS_DOWN, log_step
+from worker.tool_claims import Claim
 from worker.tool_outputs import error_output
 from worker.tools.dispatch import is_idempotent, not_served, run_call, serves
 
@@ -51,6 +53,7 @@ def timed_out(call: ToolCall) -> ToolOutput:
     bind=True,
     soft_time_limit=_TOOL_TIME_LIMIT,
     time_limit=_TOOL_TIME_LIMIT + 10,
+    max_retries=None,  # its only retries wait for a copy of the call that is still alive
 )
 def run_tool(
     self: Task, job_id: str, call: dict[str, Any], allowed: list[str], unserved: bool = False
@@ -76,44 +79,58 @@ def _run_tool(
     started = time.perf_counter()
     ctx = get_context()
     tool_call = ToolCall.model_validate(call)
+    served = not unserved and serves(ctx.registry, tool_call.name)
+    once = served and _runs_at_most_once(ctx, tool_call, allowed)
     # The common call (served here, safe to repeat) checks for a stored output and says
     # it started in one round trip; the others check first, then claim or refuse.
-    plain = (not unserved and serves(ctx.registry, tool_call.name)
-             and not _runs_at_most_once(ctx, tool_call, allowed))
-    if plain:
+    if served and not once:
         cached = ctx.turns.begin_tool_call(job_id, tool_call.id, _started(job_id, tool_call))
     else:
         cached = ctx.turns.cached_tool_output(job_id, tool_call.id)
     if cached is not None:  # a redelivered call: reuse the result, do not run again
         return cached.model_dump()
-    if unserved or not serves(ctx.registry, tool_call.name):
+    if not served:
         # Never an internal error: the model reads which worker lacked the tool.
         worker = None if unserved else str(task.request.hostname)
         output = ctx.turns.tool_output_once(job_id, not_served(tool_call, worker, allowed))
-    elif _runs_at_most_once(ctx, tool_call, allowed) and not ctx.turns.claim_tool_call(
-        job_id, tool_call.id
-    ):
-        # Claimed by an earlier delivery that stored no output: it died mid-call (or, if
-        # it is still running, its output loses to this one; either way, no second run).
-        output = ctx.turns.tool_output_once(job_id, unknown_outcome(tool_call))
-    else:
-        if not plain:
+    elif once:
+        claim = ctx.claims.claim(job_id, tool_call.id)
+        if claim is Claim.RUNNING:  # a copy still running has the output: come back for it
+            raise task.retry(countdown=_copy_backoff(task))
+        if claim is Claim.CLAIMED:
             ctx.jobs.emit(job_id, "tool_started", tool=tool_call.name,
                           tool_call_id=tool_call.id)
-        try:
-            output = run_call(ctx, tool_call, allowed, (SoftTimeLimitExceeded,))
-        except SoftTimeLimitExceeded:
-            output = timed_out(tool_call)
-        # kept once, and its tool_finished event, in one round trip
-        output = ctx.turns.tool_output_once(job_id, output, _finished(job_id, output))
-        log_step(job_id, "-", f"tool:{tool_call.name}", task.name, started)
-        return output.model_dump()
+            with ctx.claims.held(job_id, tool_call.id):
+                return _run_and_keep(task, ctx, job_id, tool_call, allowed, started)
+        # Claimed by a copy that died mid-call without an output: never a second run.
+        output = ctx.turns.tool_output_once(job_id, unknown_outcome(tool_call))
+    else:
+        return _run_and_keep(task, ctx, job_id, tool_call, allowed, started)
     ctx.jobs.emit(
         job_id, "tool_finished", tool=tool_call.name, tool_call_id=tool_call.id,
         is_error=output.is_error,
     )
     log_step(job_id, "-", f"tool:{tool_call.name}", task.name, started)
     return output.model_dump()
+
+
+def _run_and_keep(
+    task: Task, ctx: WorkerContext, job_id: str, call: ToolCall, allowed: list[str],
+    started: float,
+) -> dict[str, Any]:
+    try:
+        output = run_call(ctx, call, allowed, (SoftTimeLimitExceeded,))
+    except SoftTimeLimitExceeded:
+        output = timed_out(call)
+    # kept once, and its tool_finished event, in one round trip
+    output = ctx.turns.tool_output_once(job_id, output, _finished(job_id, output))
+    log_step(job_id, "-", f"tool:{call.name}", task.name, started)
+    return output.model_dump()
+
+
+def _copy_backoff(task: Task) -> float:
+    """0.5 s, doubling to 8 s: a copy's checks on a call still running elsewhere."""
+    return float(min(0.5 * 2 ** int(task.request.retries or 0), 8.0))
 
 
 def _started(job_id: str, call: ToolCall) -> JobEvent:
