@@ -155,3 +155,31 @@ def test_a_submit_that_cannot_be_sent_fails_cleanly_and_frees_its_session(
         job_id = client.submit({"session_id": session, "message": "What is 3 * 7?"})
         result = wait_job(client, job_id, 30)
         assert result.status == JobStatus.SUCCEEDED, result.error
+
+
+def test_a_non_idempotent_call_running_across_a_redis_restart_keeps_its_output(
+    rstack: DevStack,
+) -> None:
+    """The call's claim and its lease (worker/tool_claims.py) outlive the restart: the
+    call is not run again, and its real output, stored once Redis is back, is the one
+    the model gets (not "outcome unknown")."""
+    from tests.integration.conftest import Simulator, tool_call
+    from tests.tool_fixtures import record_call_key
+
+    sim = Simulator(rstack.simulator_url or "")
+    key = f"rs-once-{uuid.uuid4().hex[:6]}"
+    sim.script(key, {"tool_calls": [tool_call("record_call", {"key": key, "seconds": 4},
+                                              "c1")]},
+               {"content": "done"})
+    with AgentClient(rstack.redis_url) as client:
+        job_id = client.submit({"session_id": key, "message": "x", "model": key})
+        wait_for(lambda: client.jobs.redis.get(record_call_key(key)) is not None, 15,
+                 "the side effect")
+        assert rstack.redis is not None
+        rstack.redis.stop()
+        time.sleep(1.0)
+        rstack.restart_redis()
+        result = wait_job(client, job_id, VISIBILITY_TIMEOUT + 30)
+        assert result.status == JobStatus.SUCCEEDED, result.error
+        assert [(s.content, s.is_error) for s in result.sources] == [(f"recorded {key}", False)]
+        assert int(client.jobs.redis.get(record_call_key(key)) or 0) == 1
