@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
-from producer import keys
+from producer import keys, kombu_clients
 from producer.approvals import ApprovalStore, approve
 from producer.contracts import (
     SESSION_ID_PATTERN,
@@ -86,6 +86,7 @@ def expected_model(request: ChatRequest) -> str:
 
 def make_producer_app(redis_url: str | None = None) -> Celery:
     """A Celery app with the shared configuration, used only to send tasks."""
+    kombu_clients.install()  # one Redis client per channel, not one per message sent
     app = Celery("celery-agents-producer")
     app.config_from_object("celeryconfig")
     if redis_url:
