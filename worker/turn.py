@@ -159,9 +159,19 @@ def build_model_call(
     history: Sequence[ChatMessage],
     tool_schemas: list[dict[str, Any]],
     count: MessageCounter,
+    bound: MessageCounter | None = None,
 ) -> ModelCall:
-    """Prefix + the memory window that fits + this turn's messages + tool schemas."""
+    """Prefix + the memory window that fits + this turn's messages + tool schemas.
+
+    ``bound``: a cheap count that is never below ``count``. When every message fits at
+    its bound, exact counts would fit them all too and choose the same window, so
+    ``count`` (a tokenizer) is not needed at all.
+    """
     prefix = state.request.prefix()
+    if bound is not None and sum(map(bound, [*prefix, *state.messages, *history])) <= (
+        state.token_limit
+    ):
+        count = bound
     fixed_cost = sum(count(m) for m in prefix) + sum(count(m) for m in state.messages)
     window = select_window(history, max(state.token_limit - fixed_cost, 0), count)
     call = ModelCall(model=state.model, messages=[*prefix, *window, *state.messages])

@@ -218,6 +218,7 @@ def _call_model(
         ctx.jobs.history(state.session_id, state.memory_length),
         ctx.catalog.schemas(state.tool_names),
         ctx.count_message,
+        ctx.bound_message,
     )
     if not announced:
         ctx.jobs.emit(state.job_id, "model_call", step=state.step, model=state.model)
