@@ -115,13 +115,16 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--agents-workers", type=int, default=1,
+                        help="agents worker processes (the issue's targets allow two)")
     parser.add_argument("--concurrency", type=int, default=None,
                         help="pool size per worker (default: the deployment's)")
     args = parser.parse_args()
     with DevStack() as stack:
         redis_url = stack.start_redis()
         sim_url = stack.start_simulator(latency_ms=0)
-        stack.start_worker(["agents"], args.concurrency, "agents", loglevel="INFO")
+        for i in range(args.agents_workers):
+            stack.start_worker(["agents"], args.concurrency, f"agents{i}", loglevel="INFO")
         stack.start_worker(["tools"], args.concurrency, "tools", loglevel="INFO")
         agents_c = args.concurrency or AGENTS_WORKER.concurrency
         tools_c = args.concurrency or TOOLS_WORKER.concurrency
@@ -133,7 +136,8 @@ def main() -> None:
     queued_stats, direct_stats = percentiles(queued), percentiles(direct)
     print(json.dumps({
         "benchmark": "one-tool chat turn (2 model calls + 1 tool), simulator latency 0",
-        "workers": {"agents": f"1 process, -P {AGENTS_WORKER.pool} -c {agents_c}",
+        "workers": {"agents": f"{args.agents_workers} process(es), -P {AGENTS_WORKER.pool} "
+                              f"-c {agents_c}",
                     "tools": f"1 process, -P {TOOLS_WORKER.pool} -c {tools_c}"},
         "task_events": os.environ.get("AGENT_TASK_EVENTS", "1"),
         "queued_turn_ms": queued_stats,

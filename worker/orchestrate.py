@@ -93,10 +93,9 @@ def fan_out(
     header = [tool_signature(app, job_id, call, allowed) for call in calls]
     if len(header) == 1:
         # One call needs no chord: a plain link hands its output to the callback and
-        # skips the chord's counter and stored results (the common case).
-        only = header[0].set(ignore_result=True)
-        only.on_error(errback)
-        (only | callback).apply_async()
+        # skips the chord's counter and stored results (the common case). Sent with
+        # link options, not as a chain: the same message, without the chain's copies.
+        header[0].apply_async(link=callback, link_error=errback, ignore_result=True)
         return
     chord(header)(callback)
 
