@@ -186,16 +186,30 @@ class AsyncAgentClient:
         raise JobTimeout(f"job {job_id} had not ended after {timeout} s")
 
     async def wait(self, job_id: str, timeout: float = 300.0) -> JobResult:
-        """The result once the job ended; :class:`JobTimeout` after ``timeout`` seconds."""
-        async for event in self.events(job_id, timeout):
-            if event.terminal:
-                break
+        """The result once the job ended; :class:`JobTimeout` after ``timeout`` seconds
+        (one read that wakes at the end, as :meth:`AgentClient.wait`)."""
         result = await self.status(job_id)
+        if result is None:
+            raise JobNotFound(job_id)
+        if not result.status.terminal and await self._wait_ended(job_id, timeout):
+            result = await self.status(job_id)
         if result is None:
             raise JobNotFound(job_id)
         if not result.status.terminal:
             raise JobTimeout(f"job {job_id} still {result.status} after {timeout} s")
         return result
+
+    async def _wait_ended(self, job_id: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if remaining_ms <= 0:
+                return False
+            block_ms = min(remaining_ms, FOLLOW_SLICE_MS)
+            if await self.redis.xread({keys.job_end(job_id): "0-0"}, block=block_ms, count=1):
+                return True
+            if await self.redis.exists(keys.job_final(job_id)):  # ended by an older worker
+                return True
 
     async def run(self, request: ChatRequest | Mapping[str, Any],
                   timeout: float = 300.0) -> JobResult:

@@ -271,13 +271,11 @@ class AgentClient:
     def wait(self, job_id: str, timeout: float = 300.0) -> JobResult:
         """Block until the job ended; raises JobTimeout after ``timeout`` seconds and
         :class:`JobNotFound` for an unknown (or expired) job id."""
-        if self.jobs.get_job(job_id) is None:
-            raise JobNotFound(job_id)
-        deadline = time.time() + timeout
-        for event in self.jobs.follow_events(job_id, deadline):
-            if event.terminal:
-                break
         result = self.jobs.get_job(job_id)
+        if result is None:
+            raise JobNotFound(job_id)
+        if not result.status.terminal and self.jobs.wait_ended(job_id, time.time() + timeout):
+            result = self.jobs.get_job(job_id)
         if result is None:
             raise JobNotFound(job_id)
         if not result.status.terminal:

@@ -24,7 +24,7 @@ MAX_CONNECTIONS = 10_000  # per client: one per thread that talks to Redis at on
 FOLLOW_SLICE_MS = 2000
 
 # KEYS: final marker, job record, events, session messages, deadlines, webhook url,
-#       webhook sent marker
+#       webhook sent marker, end stream
 # ARGV: job ttl, record json, event json, events maxlen, session ttl, deadlines member,
 #       messages json...
 # Returns 1 when this call ended the job, plus 2 when its webhook is still to be sent.
@@ -39,6 +39,8 @@ end
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'event', ARGV[3])
 redis.call('EXPIRE', KEYS[3], ARGV[1])
+redis.call('XADD', KEYS[8], '*', 'ended', '1')
+redis.call('EXPIRE', KEYS[8], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[6])
 if #ARGV > 6 then
   for i = 7, #ARGV do
@@ -177,6 +179,22 @@ class JobStore:
                 if event.terminal:
                     return
 
+    def wait_ended(self, job_id: str, deadline: float) -> bool:
+        """Block until the job ended (True) or ``deadline`` passed (False).
+
+        One read wakes at the end, not one per event. Each slice also checks the final
+        marker, for a job ended by a worker that writes no end stream (an older release).
+        """
+        while True:
+            remaining_ms = int((deadline - time.time()) * 1000)
+            if remaining_ms <= 0:
+                return False
+            block_ms = min(remaining_ms, FOLLOW_SLICE_MS)
+            if self.redis.xread({keys.job_end(job_id): "0-0"}, block=block_ms, count=1):
+                return True
+            if self.is_final(job_id):
+                return True
+
     # Ending a job
     def finish(
         self, job: JobResult, event: JobEvent, new_messages: list[ChatMessage] | None = None
@@ -204,6 +222,7 @@ class JobStore:
                 keys.deadlines(),
                 keys.job_webhook(job.job_id),
                 keys.webhook_sent(job.job_id),
+                keys.job_end(job.job_id),
             ],
             args=args,
         )

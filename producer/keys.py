@@ -35,6 +35,12 @@ def job_events(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}:events"
 
 
+def job_end(job_id: str) -> str:
+    """Redis stream with one entry, added when the job ends (with its terminal event):
+    what ``wait`` blocks on, so a waiter wakes once rather than at every event."""
+    return f"{PREFIX}:job:{job_id}:end"
+
+
 def turn_state(job_id: str) -> str:
     """JSON TurnState of the running turn."""
     return f"{PREFIX}:job:{job_id}:turn"
