@@ -100,3 +100,10 @@ def test_the_lease_of_a_claimed_call_ends_with_its_run(ctx: WorkerContext) -> No
     run("charge_card", '{"amount": 5}')
     assert not ctx.jobs.redis.exists(keys.tool_running("job-0001", "c1"))
     assert ctx.claims.claim("job-0001", "c1") is Claim.LAPSED
+
+
+def test_a_copy_stops_coming_back_once_the_job_has_ended(ctx: WorkerContext) -> None:
+    assert ctx.claims.claim("job-0001", "c1") is Claim.CLAIMED  # still running elsewhere
+    ctx.jobs.redis.set(keys.job_final("job-0001"), "1")
+    output = run("charge_card", '{"amount": 5}')  # no Retry raised
+    assert CALLS == [] and output["is_error"] is True

@@ -95,14 +95,17 @@ def _run_tool(
         output = ctx.turns.tool_output_once(job_id, not_served(tool_call, worker, allowed))
     elif once:
         claim = ctx.claims.claim(job_id, tool_call.id)
-        if claim is Claim.RUNNING:  # a copy still running has the output: come back for it
+        # A copy still running has the output: come back for it, while the job lasts
+        # (a tool stuck on a pool without time limits would otherwise keep it coming).
+        if claim is Claim.RUNNING and not ctx.jobs.is_final(job_id):
             raise task.retry(countdown=_copy_backoff(task))
         if claim is Claim.CLAIMED:
             ctx.jobs.emit(job_id, "tool_started", tool=tool_call.name,
                           tool_call_id=tool_call.id)
             with ctx.claims.held(job_id, tool_call.id):
                 return _run_and_keep(task, ctx, job_id, tool_call, allowed, started)
-        # Claimed by a copy that died mid-call without an output: never a second run.
+        # Claimed by a copy that died mid-call without an output (or the job is over):
+        # never a second run.
         output = ctx.turns.tool_output_once(job_id, unknown_outcome(tool_call))
     else:
         return _run_and_keep(task, ctx, job_id, tool_call, allowed, started)
