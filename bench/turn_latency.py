@@ -8,7 +8,8 @@ then prints one JSON object:
 - ``in_process_turn_ms``: the same turn as a plain loop with the same ``openai`` client
   and simulator, no queue (the floor the queue adds to);
 - ``throughput``: 100 sessions (a thread each) submitting at once; turns per second until
-  all are done.
+  all are done (one turn each: a burst), and ``sustained``: each session running
+  ``--sustained-turns`` turns back to back (the steady rate, without the burst's ramp).
 
 Run: ``.venv/bin/python bench/turn_latency.py [--turns 200] [--sessions 100]``
 """
@@ -110,11 +111,31 @@ def throughput(client: AgentClient, sessions: int, round_no: int) -> float:
     return sessions / elapsed
 
 
+def sustained(client: AgentClient, sessions: int, turns_each: int) -> float:
+    """``sessions`` callers, one thread each, each running ``turns_each`` turns back to
+    back: turns per second once the load is steady (no burst at the start, no tail)."""
+
+    def one_session(i: int) -> None:
+        for turn in range(turns_each):
+            result = client.run({"session_id": f"bench-st-{i}", "message": QUESTION,
+                                 "tools": ["calculator"]}, timeout=120)
+            if result.status != JobStatus.SUCCEEDED:
+                raise RuntimeError(f"turn {turn} of session {i}: {result.status}")
+
+    with ThreadPoolExecutor(max_workers=sessions) as pool:
+        started = time.perf_counter()
+        list(pool.map(one_session, range(sessions)))
+        elapsed = time.perf_counter() - started
+    return sessions * turns_each / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sustained-turns", type=int, default=6,
+                        help="turns each session runs back to back for the steady figure")
     parser.add_argument("--agents-workers", type=int, default=1,
                         help="agents worker processes (the issue's targets allow two)")
     parser.add_argument("--concurrency", type=int, default=None,
@@ -133,6 +154,7 @@ def main() -> None:
             queued = queued_turns(client, args.turns)
             direct = in_process_turns(sim_url, args.turns)
             rates = [throughput(client, args.sessions, r) for r in range(args.rounds)]
+            steady = sustained(client, args.sessions, args.sustained_turns)
     queued_stats, direct_stats = percentiles(queued), percentiles(direct)
     print(json.dumps({
         "benchmark": "one-tool chat turn (2 model calls + 1 tool), simulator latency 0",
@@ -147,6 +169,8 @@ def main() -> None:
             "sessions_at_once": args.sessions,
             "turns_per_second_each_round": [round(r, 1) for r in rates],
             "turns_per_second_median": round(statistics.median(rates), 1),
+            "sustained_turns_per_second": round(steady, 1),
+            "sustained_turns_each_session": args.sustained_turns,
         },
     }, indent=2))
 
