@@ -45,7 +45,7 @@ from producer.client import (
 from producer.contracts import Approval, ChatMessage, ChatRequest, JobEvent, JobResult
 from producer.jobstore import EVENTS_MAX_LEN, FOLLOW_SLICE_MS, MAX_CONNECTIONS
 from producer.redis_retry import RETRIED
-from producer.session_listing import before_admit_async
+from producer.session_listing import before_admit
 from producer.session_order import ADMIT_SCRIPT, admit_call, after_admit
 from producer.streaming import StreamFollower, StreamItem
 from producer.tool_registry import check_submission_async
@@ -103,8 +103,10 @@ class AsyncAgentClient:
             EVENTS_MAX_LEN, sub.deadline_at,
         )
         try:
-            await before_admit_async(self.redis, sub)  # session listing, webhook url
-            position, sweep = await self._admit(keys=script_keys, args=args)
+            pipe = self.redis.pipeline(transaction=False)  # one round trip for both
+            before_admit(pipe, sub)  # session listing, webhook url
+            await self._admit(keys=script_keys, args=args, client=pipe)
+            position, sweep = (await pipe.execute())[-1]
             await asyncio.to_thread(
                 after_admit, self.celery, sub.job_id, sub.session_id, sub.message,
                 position, sweep, slot,

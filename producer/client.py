@@ -178,10 +178,10 @@ class AgentClient:
         self._check_tools(sub.message["request"])
         job_id, session_id = sub.job_id, sub.session_id
         try:
-            before_admit(self.jobs.redis, sub)  # listed in its session, webhook url stored
             self.order.admit(
                 job_id, session_id, sub.record_json, sub.event_json,
                 sub.message, EVENTS_MAX_LEN, sub.deadline_at,
+                before=lambda pipe: before_admit(pipe, sub),  # session listing, webhook url
             )
         except Exception as exc:  # Redis or the broker is down: do not leave a job queued
             self._give_up(job_id, session_id, f"could not enqueue the job: "

@@ -99,20 +99,11 @@ class _Submitted(Protocol):
     def webhook_url(self) -> str | None: ...
 
 
-def before_admit(client: redis.Redis, sub: _Submitted) -> None:
-    """What a submit stores before the job is admitted (one round trip): the job in its
-    session's listing, and its webhook URL, which must exist before the job can end."""
-    pipe = client.pipeline(transaction=False)
-    record_job(pipe, sub.session_id, sub.job_id, sub.created_at)
-    if sub.webhook_url:
-        pipe.set(keys.job_webhook(sub.job_id), sub.webhook_url, ex=keys.job_ttl_seconds())
-    pipe.execute()
-
-
-async def before_admit_async(client: redis.asyncio.Redis, sub: _Submitted) -> None:
-    """:func:`before_admit` for the asyncio client (producer/async_client.py)."""
-    pipe = client.pipeline(transaction=False)
+def before_admit(pipe: redis.client.Pipeline | redis.asyncio.client.Pipeline,
+                 sub: _Submitted) -> None:
+    """Queue what a submit stores before the job is admitted, in the pipeline that then
+    runs the admit script (one round trip for both): the job in its session's listing,
+    and its webhook URL, which must exist before the job can end."""
     record_job(pipe, sub.session_id, sub.job_id, sub.created_at)  # type: ignore[arg-type]
     if sub.webhook_url:
         pipe.set(keys.job_webhook(sub.job_id), sub.webhook_url, ex=keys.job_ttl_seconds())
-    await pipe.execute()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any, cast
 
 import redis
@@ -144,16 +145,22 @@ class SessionOrder:
     def admit(
         self, job_id: str, session_id: str, record_json: str, event_json: str,
         message: dict[str, Any], events_max_len: int, deadline_at: float | None = None,
+        before: Callable[[redis.client.Pipeline], None] | None = None,
     ) -> bool:
         """Store the queued job, join its session's line and its deadline's sweep, then
         send what is due now; True when the job was started at once.
 
-        One round trip: record, ``queued`` event, start message, the line, the deadline.
+        One round trip: record, ``queued`` event, start message, the line, the deadline,
+        and first whatever ``before`` queues in the same pipeline.
         """
         script_keys, args, slot = admit_call(
             job_id, session_id, record_json, event_json, message, events_max_len, deadline_at
         )
-        position, sweep = self._admit(keys=script_keys, args=args)
+        pipe = self.redis.pipeline(transaction=False)
+        if before is not None:
+            before(pipe)
+        self._admit(keys=script_keys, args=args, client=pipe)
+        position, sweep = pipe.execute()[-1]
         return after_admit(self.celery, job_id, session_id, message, position, sweep, slot)
 
     def start_now(self, job_id: str, session_id: str, message: dict[str, Any]) -> None:
