@@ -80,7 +80,8 @@ def test_submit_status_and_live_events_end_with_the_result(
     rsp = submit(gateway, {"session_id": session, "message": "6 times 7?", "model": model})
     assert rsp.status_code == 202, rsp.text
     job = rsp.json()
-    assert job["status"] in ("queued", "running") and job["session_id"] == session
+    # The record as it is when the gateway answers: a fast turn may have ended already.
+    assert job["status"] in ("queued", "running", "succeeded") and job["session_id"] == session
     assert rsp.headers["location"] == f"/v1/jobs/{job['job_id']}"
 
     stream = gateway.events(job["job_id"])
