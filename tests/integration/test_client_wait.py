@@ -36,9 +36,7 @@ def test_wait_wakes_once_at_the_end_not_at_every_event(
     client: AgentClient, sim: Simulator, model: str, session: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    sim.script(model, {"tool_calls": [tool_call("sleep_for", {"seconds": 1}, "c1")]},
-               {"content": "rested"})
-    job_id = client.submit({"session_id": session, "message": "nap", "model": model})
+    job_id = client.submit(napping_turn(sim, model, session))
     reads = counting(monkeypatch, client.jobs.redis, "xread")
     result = client.wait(job_id, timeout=30)
     assert result.status == JobStatus.SUCCEEDED, result.error
@@ -51,13 +49,11 @@ def test_the_async_wait_wakes_once_too(
     stack: DevStack, sim: Simulator, model: str, session: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    sim.script(model, {"tool_calls": [tool_call("sleep_for", {"seconds": 1}, "c1")]},
-               {"content": "rested"})
+    request = napping_turn(sim, model, session)
 
     async def main() -> tuple[JobResult, list[float]]:
         async with AsyncAgentClient(stack.redis_url) as aclient:
-            job_id = await aclient.submit({"session_id": session, "message": "nap",
-                                           "model": model})
+            job_id = await aclient.submit(request)
             reads = counting(monkeypatch, aclient.redis, "xread")
             return await aclient.wait(job_id, timeout=30), reads
 
@@ -84,6 +80,14 @@ def test_wait_ends_for_a_job_ended_without_an_end_stream(client: AgentClient) ->
     started = time.monotonic()
     assert client.wait(job.job_id, timeout=10).response == "done"
     assert time.monotonic() - started < FOLLOW_SLICE_MS / 1000 + 1.5
+
+
+def napping_turn(sim: Simulator, model: str, session: str) -> dict[str, str]:
+    """A turn that writes its events over about a second (a 1 s tool between two model
+    calls), scripted for ``model``: the request to submit."""
+    sim.script(model, {"tool_calls": [tool_call("sleep_for", {"seconds": 1}, "c1")]},
+               {"content": "rested"})
+    return {"session_id": session, "message": "nap", "model": model}
 
 
 def counting(monkeypatch: pytest.MonkeyPatch, target: Any, name: str) -> list[float]:
