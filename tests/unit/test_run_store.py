@@ -77,12 +77,23 @@ def test_submitted_marker_keeps_the_first_value(store: RunStore) -> None:
 
 
 def test_one_assistant_per_definition(store: RunStore) -> None:
-    assert store.cached_assistant("d1") is None
-    assert store.lock_assistant("d1", "job-a")
-    assert not store.lock_assistant("d1", "job-b")  # the other one waits and retries
+    assert store.claim_assistant("d1", "job-a") == ("create", None)
+    assert store.claim_assistant("d1", "job-b") == ("wait", None)  # retries shortly
+    assert store.claim_assistant("d1", "job-a") == ("create", None)  # its own redelivery
     assert store.remember_assistant("d1", "asst_1") == "asst_1"
     assert store.remember_assistant("d1", "asst_2") == "asst_1"
-    assert store.cached_assistant("d1") == "asst_1"
+    assert store.claim_assistant("d1", "job-b") == ("known", "asst_1")
+
+
+def test_a_job_that_missed_the_cache_does_not_create_a_second_assistant(
+    store: RunStore,
+) -> None:
+    # CI saw this: job A read no cached id, job B then created the assistant and freed
+    # the lock, and A took the free lock and created another. Claiming reads the cache
+    # and takes the lock in one step, so A finds B's id.
+    assert store.claim_assistant("d1", "job-b") == ("create", None)
+    store.remember_assistant("d1", "asst_b")
+    assert store.claim_assistant("d1", "job-a") == ("known", "asst_b")
 
 
 def test_session_ids_and_forgetting_them(store: RunStore) -> None:

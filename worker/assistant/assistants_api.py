@@ -88,10 +88,10 @@ class AssistantsAdapter:
         definition = self.definition(state)
         canonical = json.dumps([str(self.client.base_url), definition], sort_keys=True)
         digest = hashlib.sha256(canonical.encode()).hexdigest()[:32]
-        known = self.store.cached_assistant(digest)
-        if known:
+        outcome, known = self.store.claim_assistant(digest, state.job_id)
+        if known is not None:
             return known
-        if not self.store.lock_assistant(digest, state.job_id):
+        if outcome == "wait":
             # Another worker is creating it right now: try again shortly (as a task retry).
             raise ModelError("the assistant is being created by another job", retry_after=0.2)
         params = {k: v for k, v in definition.items() if v is not None}

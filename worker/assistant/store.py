@@ -22,6 +22,7 @@ from worker.assistant.state import RunState
 from worker.turn_store import VERSION_GUARD_LUA
 
 DueOp = Literal["add", "rem", "keep"]
+AssistantClaim = tuple[Literal["known", "create", "wait"], str | None]
 
 # KEYS: state, due set, events.  ARGV: expected version (-1: create), state json, ttl,
 # due op (add|rem|keep), due score, event json ('' for none), events maxlen.
@@ -37,6 +38,16 @@ if ARGV[6] ~= '' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'event', ARGV[6])
 end
 return 1
+"""
+
+# KEYS: cached assistant id, creation lock.  ARGV: job id, lock ttl.
+_CLAIM_ASSISTANT = """
+local known = redis.call('GET', KEYS[1])
+if known then return {'known', known} end
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] then return {'wait', ''} end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+return {'create', ''}
 """
 
 # KEYS: due set.  ARGV: now, limit, lease-until.  Claims due members by moving their
@@ -100,6 +111,7 @@ class RunStore:
         self._advance = client.register_script(_ADVANCE)
         self._claim = client.register_script(_CLAIM_DUE)
         self._unschedule_if = client.register_script(_UNSCHEDULE_IF)
+        self._claim_assistant = client.register_script(_CLAIM_ASSISTANT)
 
     # States
     def load(self, job_id: str) -> RunState | None:
@@ -241,14 +253,20 @@ class RunStore:
         )
 
     # Assistants created per definition
-    def cached_assistant(self, digest: str) -> str | None:
-        return cast(str | None, self.redis.get(keys.assistant_for_definition(digest)))
+    def claim_assistant(self, digest: str, job_id: str, ttl_seconds: int = 30) -> AssistantClaim:
+        """Whether ``job_id`` finds the assistant for ``digest``, creates it, or waits.
 
-    def lock_assistant(self, digest: str, job_id: str, ttl_seconds: int = 30) -> bool:
-        """The one worker that may create the assistant for ``digest`` right now."""
-        return bool(
-            self.redis.set(keys.assistant_creating(digest), job_id, nx=True, ex=ttl_seconds)
+        The cache is read and the creation lock taken in one script: read apart, a job
+        could miss the cache, another could create the assistant and free the lock, and
+        the first would then create a second one. The lock's holder may claim again (its
+        own redelivery).
+        """
+        found = self._claim_assistant(
+            keys=[keys.assistant_for_definition(digest), keys.assistant_creating(digest)],
+            args=[job_id, ttl_seconds],
         )
+        outcome, assistant_id = (str(part) for part in found)
+        return cast(AssistantClaim, (outcome, assistant_id or None))
 
     def remember_assistant(self, digest: str, assistant_id: str) -> str:
         """Store the id unless one is stored already; returns the stored one."""
