@@ -45,6 +45,7 @@ from producer.client import (
 from producer.contracts import Approval, ChatMessage, ChatRequest, JobEvent, JobResult
 from producer.jobstore import EVENTS_MAX_LEN, FOLLOW_SLICE_MS, MAX_CONNECTIONS
 from producer.redis_retry import RETRIED
+from producer.script_pipeline import execute_async, queue_script
 from producer.session_listing import before_admit
 from producer.session_order import ADMIT_SCRIPT, admit_call, after_admit
 from producer.streaming import StreamFollower, StreamItem
@@ -105,8 +106,8 @@ class AsyncAgentClient:
         try:
             pipe = self.redis.pipeline(transaction=False)  # one round trip for both
             before_admit(pipe, sub)  # session listing, webhook url
-            await self._admit(keys=script_keys, args=args, client=pipe)
-            position, sweep = (await pipe.execute())[-1]
+            admit = queue_script(pipe, self._admit, script_keys, args)
+            position, sweep = (await execute_async(pipe, [admit]))[admit.index]
             await asyncio.to_thread(
                 after_admit, self.celery, sub.job_id, sub.session_id, sub.message,
                 position, sweep, slot,

@@ -26,6 +26,7 @@ from producer.contracts import TASK_START_TURN
 from producer.deadlines import SweepSlot, send_sweep
 from producer.deadlines import member as deadline_member
 from producer.delivery import PRIORITY_NEW_TURN
+from producer.script_pipeline import execute, queue_script
 
 logger = logging.getLogger("celery_agents")
 
@@ -159,8 +160,8 @@ class SessionOrder:
         pipe = self.redis.pipeline(transaction=False)
         if before is not None:
             before(pipe)
-        self._admit(keys=script_keys, args=args, client=pipe)
-        position, sweep = pipe.execute()[-1]
+        admit = queue_script(pipe, self._admit, script_keys, args)
+        position, sweep = execute(pipe, [admit])[admit.index]
         return after_admit(self.celery, job_id, session_id, message, position, sweep, slot)
 
     def start_now(self, job_id: str, session_id: str, message: dict[str, Any]) -> None:

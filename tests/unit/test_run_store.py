@@ -51,6 +51,16 @@ def test_a_batch_saves_each_transition_on_its_own(store: RunStore) -> None:
     assert store.redis.zscore(keys.runs_due(), "job-bbbb1") == 1.0  # unchanged
 
 
+def test_a_batch_saves_on_a_redis_that_lost_its_scripts(store: RunStore) -> None:
+    # The batch sends its scripts by sha alone (no SCRIPT EXISTS round trip first); a
+    # Redis that restarted without them answers NOSCRIPT, and each call runs again.
+    a, b = start_polling(fresh("job-aaaa2"), 1.0), start_polling(fresh("job-bbbb2"), 1.0)
+    store.redis.script_flush()
+    assert store.save_many([Transition.of(None, a), Transition.of(None, b)]) == [True, True]
+    assert store.save_many([Transition.of(None, a)]) == [False]  # ran once, not twice
+    assert store.load("job-bbbb2") == b
+
+
 def test_claiming_leases_due_runs_so_a_dead_poller_loses_nothing(store: RunStore) -> None:
     for i, due in enumerate([1.0, 2.0, 3.0, 50.0]):
         store.schedule(f"job-{i:04d}", due)

@@ -18,6 +18,7 @@ import redis
 from producer import keys
 from producer.contracts import EventKind, JobEvent, JobResult
 from producer.jobstore import EVENTS_MAX_LEN
+from producer.script_pipeline import execute, queue_script
 from worker.assistant.state import RunState
 from worker.turn_store import VERSION_GUARD_LUA
 
@@ -158,16 +159,16 @@ class RunStore:
             return []
         pipe = self.redis.pipeline(transaction=False)
         ttl = keys.job_ttl_seconds()
-        for t in transitions:
-            self._advance(
-                keys=[keys.run_state(t.new.job_id), keys.runs_due(), keys.job_events(t.new.job_id)],
-                args=[
-                    t.expected, t.new.model_dump_json(), ttl, t.due, repr(t.new.next_poll_at),
-                    t.event.model_dump_json() if t.event else "", EVENTS_MAX_LEN,
-                ],
-                client=pipe,
+        queued = [
+            queue_script(
+                pipe, self._advance,
+                [keys.run_state(t.new.job_id), keys.runs_due(), keys.job_events(t.new.job_id)],
+                [t.expected, t.new.model_dump_json(), ttl, t.due, repr(t.new.next_poll_at),
+                 t.event.model_dump_json() if t.event else "", EVENTS_MAX_LEN],
             )
-        return [bool(done) for done in pipe.execute()]
+            for t in transitions
+        ]
+        return [bool(done) for done in execute(pipe, queued)]
 
     # The due set
     def schedule(self, job_id: str, at: float) -> None:
