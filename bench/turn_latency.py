@@ -6,7 +6,8 @@ then prints one JSON object:
 - ``queued_turn_ms``: a one-tool turn (2 model calls + 1 tool) submitted through the
   producer and awaited, one at a time;
 - ``in_process_turn_ms``: the same turn as a plain loop with the same ``openai`` client
-  and simulator, no queue (the floor the queue adds to);
+  and simulator, no queue (the floor the queue adds to), in blocks alternating with the
+  queued turns' blocks so that a noisy machine slows both alike;
 - ``throughput``: 100 sessions (a thread each) submitting at once; turns per second until
   all are done (one turn each: a burst), and ``sustained``: each session running
   ``--sustained-turns`` turns back to back (the steady rate, without the burst's ramp).
@@ -40,6 +41,7 @@ from producer.devstack import DevStack
 from worker.tools import default_registry, execute_tool_call
 
 QUESTION = "What is 17 * 3?"
+BLOCK = 25  # turns of one kind run back to back before the other kind's block
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -53,30 +55,31 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     }
 
 
-def queued_turns(client: AgentClient, turns: int) -> list[float]:
-    samples = []
-    for i in range(turns):
-        started = time.perf_counter()
-        result = client.run({"session_id": f"bench-lat-{i}", "message": QUESTION,
-                             "tools": ["calculator"]}, timeout=30)
-        samples.append((time.perf_counter() - started) * 1000)
-        if result.status != JobStatus.SUCCEEDED or len(result.sources) != 1:
-            raise RuntimeError(f"unexpected result: {result}")
-    return samples
+def queued_turn(client: AgentClient, session_id: str) -> float:
+    """Milliseconds for one turn submitted through the producer and awaited."""
+    started = time.perf_counter()
+    result = client.run({"session_id": session_id, "message": QUESTION,
+                         "tools": ["calculator"]}, timeout=30)
+    elapsed = (time.perf_counter() - started) * 1000
+    if result.status != JobStatus.SUCCEEDED or len(result.sources) != 1:
+        raise RuntimeError(f"unexpected result: {result}")
+    return elapsed
 
 
-def in_process_turns(base_url: str, turns: int) -> list[float]:
+class InProcessTurn:
     """The same turn without a queue: model call, tool, model call, in one loop."""
-    model = openai.OpenAI(base_url=base_url, api_key="sk-bench", max_retries=0)
-    tools = default_registry.schemas(["calculator"])
-    samples = []
-    for _ in range(turns):
+
+    def __init__(self, base_url: str) -> None:
+        self.model = openai.OpenAI(base_url=base_url, api_key="sk-bench", max_retries=0)
+        self.tools = default_registry.schemas(["calculator"])
+
+    def __call__(self) -> float:
         started = time.perf_counter()
         messages: list[dict[str, Any]] = [{"role": "user", "content": QUESTION}]
         while True:
-            reply = model.chat.completions.create(
+            reply = self.model.chat.completions.create(
                 model="gpt-4o-mini", messages=messages,  # type: ignore[arg-type]
-                tools=tools, tool_choice="auto",  # type: ignore[arg-type]
+                tools=self.tools, tool_choice="auto",  # type: ignore[arg-type]
             ).choices[0].message
             if not reply.tool_calls:
                 break
@@ -90,8 +93,25 @@ def in_process_turns(base_url: str, turns: int) -> list[float]:
                 )
                 messages.append({"role": "tool", "tool_call_id": call.id,
                                  "content": output.content})
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
+        return (time.perf_counter() - started) * 1000
+
+
+def paired_turns(client: AgentClient, base_url: str, turns: int) -> tuple[list[float], list[float]]:
+    """Queued and in-process turns in alternating blocks of ``BLOCK`` back-to-back turns.
+
+    Back to back, as a loop runs them; alternating, so that the slow and fast spells of
+    a noisy machine fall on both (one block each, run one after the other, their ratio
+    swung from 2.8x to 3.6x)."""
+    direct = InProcessTurn(base_url)
+    queued: list[float] = []
+    in_process: list[float] = []
+    done = 0
+    while done < turns:
+        block = min(BLOCK, turns - done)
+        queued.extend(queued_turn(client, f"bench-lat-{done + i}") for i in range(block))
+        in_process.extend(direct() for _ in range(block))
+        done += block
+    return queued, in_process
 
 
 def throughput(client: AgentClient, sessions: int, round_no: int) -> float:
@@ -150,9 +170,8 @@ def main() -> None:
         agents_c = args.concurrency or AGENTS_WORKER.concurrency
         tools_c = args.concurrency or TOOLS_WORKER.concurrency
         with AgentClient(redis_url) as client:
-            queued_turns(client, 10)  # warm up pools, connections and tokenizer
-            queued = queued_turns(client, args.turns)
-            direct = in_process_turns(sim_url, args.turns)
+            paired_turns(client, sim_url, 10)  # warm up pools and connections
+            queued, direct = paired_turns(client, sim_url, args.turns)
             rates = [throughput(client, args.sessions, r) for r in range(args.rounds)]
             steady = sustained(client, args.sessions, args.sustained_turns)
     queued_stats, direct_stats = percentiles(queued), percentiles(direct)
@@ -165,6 +184,8 @@ def main() -> None:
         "queued_turn_ms": queued_stats,
         "in_process_turn_ms": direct_stats,
         "queue_overhead_ms_median": round(queued_stats["median"] - direct_stats["median"], 2),
+        "queued_to_in_process_median_ratio": round(
+            queued_stats["median"] / direct_stats["median"], 2),
         "throughput": {
             "sessions_at_once": args.sessions,
             "turns_per_second_each_round": [round(r, 1) for r in rates],
