@@ -40,6 +40,14 @@ def rstack() -> Iterator[DevStack]:
         yield s
 
 
+def bounce_redis(stack: DevStack, downtime: float) -> None:
+    """Stop the stack's Redis, keep it down for ``downtime`` seconds, start it again."""
+    assert stack.redis is not None
+    stack.redis.stop()
+    time.sleep(downtime)
+    stack.restart_redis()
+
+
 def submit_batch(client: AgentClient, tag: str) -> dict[str, str]:
     """job id -> session id; each job is two model calls and one tool call (demo policy)."""
     jobs = {}
@@ -70,10 +78,7 @@ def test_redis_restart_mid_batch_loses_no_job(rstack: DevStack, downtime: float)
     with AgentClient(rstack.redis_url) as client:  # one client, used across the restart
         first = submit_batch(client, f"{tag}a")
         time.sleep(0.4)  # some jobs mid-turn, some still queued
-        assert rstack.redis is not None
-        rstack.redis.stop()
-        time.sleep(downtime)
-        rstack.restart_redis()
+        bounce_redis(rstack, downtime)
         check_batch(client, first, timeout=VISIBILITY_TIMEOUT + 60)
         # the same producer and the same workers carry on without being restarted
         second = submit_batch(client, f"{tag}b")
@@ -99,10 +104,7 @@ def test_a_tool_finishing_while_redis_is_down_is_retried_not_failed(rstack: DevS
             return kinds.count("tool_started") == 2
 
         wait_for(tools_started, 15, "both tools to start")
-        assert rstack.redis is not None
-        rstack.redis.stop()
-        time.sleep(3.0)
-        rstack.restart_redis()
+        bounce_redis(rstack, 3.0)
         result = wait_job(client, job_id, VISIBILITY_TIMEOUT + 30)
         assert result.status == JobStatus.SUCCEEDED, result.error
         assert [s.content for s in result.sources] == ["slept 1.5", "slept 1.5"]
@@ -175,10 +177,7 @@ def test_a_non_idempotent_call_running_across_a_redis_restart_keeps_its_output(
         job_id = client.submit({"session_id": key, "message": "x", "model": key})
         wait_for(lambda: client.jobs.redis.get(record_call_key(key)) is not None, 15,
                  "the side effect")
-        assert rstack.redis is not None
-        rstack.redis.stop()
-        time.sleep(1.0)
-        rstack.restart_redis()
+        bounce_redis(rstack, 1.0)
         result = wait_job(client, job_id, VISIBILITY_TIMEOUT + 30)
         assert result.status == JobStatus.SUCCEEDED, result.error
         assert [(s.content, s.is_error) for s in result.sources] == [(f"recorded {key}", False)]
