@@ -80,6 +80,12 @@ def rate_slot(job_id: str, step: int) -> str:
     return f"{PREFIX}:job:{job_id}:rate:{step}"
 
 
+def assistant_waits(job_id: str) -> str:
+    """Counter: how often the job's start waited for another job creating the same
+    assistant (its retries that were no failed attempt)."""
+    return f"{PREFIX}:job:{job_id}:assistant-waits"
+
+
 def stream_attempts(job_id: str, step: int) -> str:
     """Counter of streamed attempts of one model step; from the second on, the step
     publishes a ``delta_reset`` before its first delta."""

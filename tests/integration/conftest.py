@@ -49,6 +49,10 @@ class Simulator:
         query = f"model={model}" + (f"&kind={kind}" if kind else "")
         return list(self._call("GET", f"/_sim/requests?{query}")["requests"])
 
+    def faults(self, **config: Any) -> None:
+        """Replace the fault configuration (simulator/faults.py); no arguments: none."""
+        self._call("POST", "/_sim/faults", config)
+
     def stats(self) -> dict[str, int]:
         """The simulator's operation counters (runs created, retrieves, ...)."""
         return dict(self._call("GET", "/_sim/stats")["stats"])

@@ -232,6 +232,26 @@ def test_an_existing_assistant_is_used_as_is(
     assert sim.stats()["assistant_created"] == created_before
 
 
+def test_jobs_waiting_for_a_slow_assistant_creation_do_not_fail(
+    client: AgentClient, sim: Simulator, model: str
+) -> None:
+    # A real API takes a second or more to create an assistant. The jobs that find it
+    # being created wait for it, and waiting spends none of their model retries.
+    definition = {"name": f"slow-{uuid.uuid4().hex[:8]}", "instructions": "Be brief."}
+    sim.script(model, *(reply(f"answer {i}") for i in range(3)))
+    created_before = sim.stats()["assistant_created"]
+    sim.faults(slow_rate=1.0, slow_ms=2500, paths=["/v1/assistants"])
+    try:
+        jobs = [client.submit(ask(f"slow-{uuid.uuid4().hex[:8]}", model, protocol="assistants",
+                                  assistant=definition)) for _ in range(3)]
+        results = [client.wait(job_id, timeout=60) for job_id in jobs]
+    finally:
+        sim.faults()
+    assert all(r.status == JobStatus.SUCCEEDED for r in results), [r.error for r in results]
+    assert len({r.assistant_id for r in results}) == 1
+    assert sim.stats()["assistant_created"] == created_before + 1
+
+
 def test_one_assistant_per_definition_even_when_requests_race(
     client: AgentClient, sim: Simulator, model: str
 ) -> None:

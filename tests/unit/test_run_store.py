@@ -89,6 +89,7 @@ def test_submitted_marker_keeps_the_first_value(store: RunStore) -> None:
 def test_one_assistant_per_definition(store: RunStore) -> None:
     assert store.claim_assistant("d1", "job-a") == ("create", None)
     assert store.claim_assistant("d1", "job-b") == ("wait", None)  # retries shortly
+    assert (store.assistant_waits("job-b"), store.assistant_waits("job-a")) == (1, 0)
     assert store.claim_assistant("d1", "job-a") == ("create", None)  # its own redelivery
     assert store.remember_assistant("d1", "asst_1") == "asst_1"
     assert store.remember_assistant("d1", "asst_2") == "asst_1"

@@ -31,6 +31,20 @@ TERMINAL = frozenset({"completed", "failed", "cancelled", "expired", "incomplete
 DEFAULT_ASSISTANT_NAME = "celery-agents"
 
 
+class AssistantBeingCreated(ModelError):
+    """Another job is creating the assistant of this definition right now.
+
+    The start tries again shortly, as a task retry that is no failed attempt: the wait
+    ends when the other job stores the id, or when its creation lock lapses and this
+    job may create the assistant itself."""
+
+    RETRY_SECONDS = 0.25
+
+    def __init__(self) -> None:
+        super().__init__("the assistant is being created by another job",
+                         retry_after=self.RETRY_SECONDS)
+
+
 class AssistantsAdapter:
     def __init__(self, client: openai.OpenAI, store: RunStore, schemas: Schemas) -> None:
         self.client = client
@@ -92,8 +106,7 @@ class AssistantsAdapter:
         if known is not None:
             return known
         if outcome == "wait":
-            # Another worker is creating it right now: try again shortly (as a task retry).
-            raise ModelError("the assistant is being created by another job", retry_after=0.2)
+            raise AssistantBeingCreated()
         params = {k: v for k, v in definition.items() if v is not None}
         with classified("creating the assistant"):
             assistant = self.client.beta.assistants.create(**params)

@@ -41,12 +41,17 @@ end
 return 1
 """
 
-# KEYS: cached assistant id, creation lock.  ARGV: job id, lock ttl.
+# KEYS: cached assistant id, creation lock, the job's wait counter.
+# ARGV: job id, lock ttl, counter ttl.
 _CLAIM_ASSISTANT = """
 local known = redis.call('GET', KEYS[1])
 if known then return {'known', known} end
 local holder = redis.call('GET', KEYS[2])
-if holder and holder ~= ARGV[1] then return {'wait', ''} end
+if holder and holder ~= ARGV[1] then
+  redis.call('INCR', KEYS[3])
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
+  return {'wait', ''}
+end
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
 return {'create', ''}
 """
@@ -260,14 +265,20 @@ class RunStore:
         The cache is read and the creation lock taken in one script: read apart, a job
         could miss the cache, another could create the assistant and free the lock, and
         the first would then create a second one. The lock's holder may claim again (its
-        own redelivery).
+        own redelivery). Each wait is counted for the job, so that its start can tell
+        these retries from failed attempts.
         """
         found = self._claim_assistant(
-            keys=[keys.assistant_for_definition(digest), keys.assistant_creating(digest)],
-            args=[job_id, ttl_seconds],
+            keys=[keys.assistant_for_definition(digest), keys.assistant_creating(digest),
+                  keys.assistant_waits(job_id)],
+            args=[job_id, ttl_seconds, keys.job_ttl_seconds()],
         )
         outcome, assistant_id = (str(part) for part in found)
         return cast(AssistantClaim, (outcome, assistant_id or None))
+
+    def assistant_waits(self, job_id: str) -> int:
+        """How often ``job_id`` waited for another job's assistant creation."""
+        return int(self.redis.get(keys.assistant_waits(job_id)) or 0)
 
     def remember_assistant(self, digest: str, assistant_id: str) -> str:
         """Store the id unless one is stored already; returns the stored one."""

@@ -31,6 +31,7 @@ from producer.contracts import (
 )
 from worker.app import app
 from worker.approval_flow import tools_needing_approval
+from worker.assistant.assistants_api import AssistantBeingCreated
 from worker.assistant.config import RunSettings
 from worker.assistant.files import FileProblem, check_files, upload_files
 from worker.assistant.flow import (
@@ -106,8 +107,10 @@ def start_run(task: Task, message: StartTurn) -> str:
         except FileProblem as exc:
             _end(ctx, state, failed(state, str(exc)))
             return "failed"
+        except AssistantBeingCreated as exc:
+            reschedule(task, exc.RETRY_SECONDS)  # bounded by the creator's lock and the deadline
         except ModelError as exc:
-            attempt = task.request.retries
+            attempt = task.request.retries - ctx.runs.assistant_waits(job_id)
             if exc.transient and attempt < ctx.settings.model_max_retries:
                 countdown = backoff_seconds(attempt, exc.retry_after or 0.0)
                 logger.warning("job %s start: %s; retry %d in %.1fs",
