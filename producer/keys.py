@@ -82,7 +82,7 @@ def rate_slot(job_id: str, step: int) -> str:
 
 def assistant_waits(job_id: str) -> str:
     """Counter: how often the job's start waited for another job creating the same
-    assistant (its retries that were no failed attempt)."""
+    assistant (its retries that were no failed attempt). Expires with the job."""
     return f"{PREFIX}:job:{job_id}:assistant-waits"
 
 
