@@ -63,10 +63,16 @@ def test_two_workers_together_stay_under_the_limit(rl_stack: DevStack) -> None:
     assert min(gaps) > 0.5, gaps
     assert min(times[i + 4] - times[i] for i in range(len(times) - 4)) >= 3.6, gaps
     assert times[-1] - times[0] >= (JOBS - 1) * 0.95
-    # both worker processes made model calls: the budget is shared, not per process
+    # Both worker processes took part in the one schedule: each made model calls or was
+    # told to wait for a slot. Which process runs a rescheduled step is up to whichever
+    # takes its message first (CI saw one process make every call); a process told to
+    # wait with no call of its own shows the budget is shared, and if both made calls,
+    # the gaps above show it (per-process budgets would each call at once).
     for name in ("agents-a", "agents-b"):
         log = next(w for w in rl_stack.workers if w.name == name).log_text()
-        assert "step=model:0" in log, f"{name} made no model call"
+        assert "step=model:0" in log or "rate limit; waiting" in log, (
+            f"{name} neither made a model call nor waited for a slot"
+        )
 
 
 def test_rate_limit_waits_do_not_use_up_error_retries(rl_stack: DevStack) -> None:
