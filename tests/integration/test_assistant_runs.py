@@ -232,6 +232,15 @@ def test_an_existing_assistant_is_used_as_is(
     assert sim.stats()["assistant_created"] == created_before
 
 
+def same_definition_at_once(
+    client: AgentClient, model: str, definition: dict[str, str], timeout: float
+) -> list[JobResult]:
+    """Three jobs in three sessions, submitted together, naming one assistant definition."""
+    jobs = [client.submit(ask(f"race-{uuid.uuid4().hex[:8]}", model, protocol="assistants",
+                              assistant=definition)) for _ in range(3)]
+    return [client.wait(job_id, timeout=timeout) for job_id in jobs]
+
+
 def test_jobs_waiting_for_a_slow_assistant_creation_do_not_fail(
     client: AgentClient, sim: Simulator, model: str
 ) -> None:
@@ -242,9 +251,7 @@ def test_jobs_waiting_for_a_slow_assistant_creation_do_not_fail(
     created_before = sim.stats()["assistant_created"]
     sim.faults(slow_rate=1.0, slow_ms=2500, paths=["/v1/assistants"])
     try:
-        jobs = [client.submit(ask(f"slow-{uuid.uuid4().hex[:8]}", model, protocol="assistants",
-                                  assistant=definition)) for _ in range(3)]
-        results = [client.wait(job_id, timeout=60) for job_id in jobs]
+        results = same_definition_at_once(client, model, definition, timeout=60)
     finally:
         sim.faults()
     assert all(r.status == JobStatus.SUCCEEDED for r in results), [r.error for r in results]
@@ -258,9 +265,7 @@ def test_one_assistant_per_definition_even_when_requests_race(
     definition = {"name": f"helper-{uuid.uuid4().hex[:8]}", "instructions": "Be brief."}
     sim.script(model, *(reply(f"answer {i}") for i in range(4)))
     created_before = sim.stats()["assistant_created"]
-    jobs = [client.submit(ask(f"race-{uuid.uuid4().hex[:8]}", model, protocol="assistants",
-                              assistant=definition)) for _ in range(3)]
-    results = [client.wait(job_id, timeout=30) for job_id in jobs]
+    results = same_definition_at_once(client, model, definition, timeout=30)
     assert all(r.status == JobStatus.SUCCEEDED for r in results), [r.error for r in results]
     later = client.run(ask(f"race-{uuid.uuid4().hex[:8]}", model, protocol="assistants",
                            assistant=definition), timeout=30)
