@@ -76,7 +76,7 @@ class WorkerContext:
         return self.model_clients.get()
 
     def warm_up(self) -> None:
-        """Build the clients and load the tokenizer now, not during a job's first step."""
+        """Build the Redis and model clients now, not during a job's first step."""
         self.jobs.redis.ping()
         # Not the tokenizer: it loads when a history first comes near its window
         # (worker/tokens.py), and most never do.
