@@ -288,6 +288,7 @@ class DevStack:
         pool: str | None = None,
         echo: bool | None = None,
         timeout: float = 60.0,
+        include: Sequence[str] = (),
     ) -> ManagedProcess:
         """Run a Celery worker (``celery -A worker worker``) and wait for ``ready.``.
 
@@ -295,6 +296,7 @@ class DevStack:
         threads for the agents queue, prefork for tools). Its environment: os.environ,
         then :meth:`env`, then ``env``; cwd and PYTHONPATH are the project root.
         Readiness is read from the INFO log, so ``loglevel`` must be DEBUG or INFO.
+        ``include``: more task modules to load (``--include``), as the benchmarks do.
         """
         if loglevel.upper() not in ("DEBUG", "INFO"):
             raise ValueError(f"loglevel {loglevel!r}: the worker's 'ready.' line needs INFO")
@@ -309,6 +311,8 @@ class DevStack:
             "--loglevel", loglevel,
             "--without-mingle", "--without-gossip",  # events: AGENT_TASK_EVENTS
         ]  # fmt: skip
+        if include:
+            argv += ["--include", ",".join(include)]
         proc = self.start_process(
             name,
             argv,
