@@ -1,12 +1,15 @@
-"""The model clients of a worker process: one per few pool threads, not one for all.
+"""The model clients of a worker process: one per pool thread, not one for all.
 
 One ``openai.OpenAI`` for the whole threads pool put its 500 threads on one HTTP
-connection pool. httpcore scans every connection of the pool (probing idle sockets) each
-time a request starts or ends, so the cost of a request grew with the pool: at 1000 turns
-in flight that scan was a large part of each model call's CPU, and the client's keep-alive
-limit (100) closed and reopened hundreds of connections after every burst. Here each
-client serves at most ``THREADS_PER_CLIENT`` threads, with keep-alive room for all of
-them; a thread keeps its client for life.
+connection pool. httpcore checks every idle connection of the pool (a ``poll`` of its
+socket, which lets go of the GIL and takes it back) each time a request starts or ends, so
+the cost of a request grew with the pool: at 1000 turns in flight that scan was a large
+part of each model call's CPU, and the client's keep-alive limit (100) closed and reopened
+hundreds of connections after every burst. A thread makes one call at a time, so a client
+of its own with one connection kept alive is the cheapest: with 16 threads per client the
+agents workers spent 9.3-10.1 ms of CPU a turn at 1000 turns in flight, with one 8.5-9.2
+(bench/concurrency.py, alternating runs). The clients share one TLS context
+(worker/model_client.py), so each costs about 6 KB. A thread keeps its client for life.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Callable
 
 import openai
 
-THREADS_PER_CLIENT = 16
+THREADS_PER_CLIENT = 1
 
 
 class ModelClients:
