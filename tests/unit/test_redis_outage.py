@@ -91,6 +91,8 @@ def test_on_failure_does_not_fail_a_job_for_a_connection_error(down: FailRecorde
     OperationalError("Error 111 connecting"),
     ChordError("Dependency 4f1 raised ConnectionError('Error 111 connecting')"),
     ChordError("Callback error: OperationalError('Connection refused')"),
+    redis.exceptions.NoScriptError("No matching script. Please use EVAL."),
+    ChordError("Dependency 4f1 raised NoScriptError('No matching script')"),
 ])
 def test_infrastructure_errors_are_recognised(exc: BaseException) -> None:
     assert base.redis_down(exc)
@@ -166,3 +168,32 @@ def test_an_admit_retried_after_a_lost_reply_queues_the_job_once(
     assert order.admit("job-b", "s1", "{}", "{}", {}, 10) is False
     assert order.admit("job-b", "s1", "{}", "{}", {}, 10) is False  # the retry
     assert store.lrange(keys.session_jobs("s1"), 0, -1) == ["job-a", "job-b"]
+
+
+def test_a_tool_call_whose_scripts_vanish_in_a_restart_is_requeued_not_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # CI saw a job fail with "tool fan-out failed: NoScriptError": a Redis restart
+    # (scripts are not persisted) fell between a script's load and its EVALSHA, on a
+    # script's first use in a fresh pool process. That is a Redis restart, not a fault of
+    # the job: the call goes back to the queue, and its rerun loads the script again.
+    from worker.tasks import tool_tasks
+
+    store = fakeredis.FakeRedis(decode_responses=True)
+    load = store.script_load
+
+    def load_then_restart(script: str) -> str:
+        sha = load(script)
+        store.script_flush()  # the restart, between the load and the EVALSHA
+        return sha
+
+    monkeypatch.setattr(store, "script_load", load_then_restart)
+    context = WorkerContext(WorkerSettings.from_env())
+    context.__dict__["jobs"] = JobStore(store)
+    monkeypatch.setattr(tool_tasks, "get_context", lambda: context)
+    monkeypatch.setattr(base, "get_context", lambda: context)
+    call = {"id": "c1", "name": "calculator", "arguments": '{"expression": "1+1"}'}
+    with pytest.raises(Reject) as raised:
+        tool_tasks.run_tool("job-0001", call, ["calculator"])  # through the task's __call__
+    assert raised.value.requeue is True
+    assert not context.jobs.is_final("job-0001")

@@ -11,6 +11,7 @@ from celery import Task
 from celery.exceptions import BackendError, ChordError, Reject
 from celery.utils.log import get_task_logger
 from kombu.exceptions import OperationalError
+from redis.exceptions import NoScriptError
 
 from producer.contracts import JOB_ID_PATTERN
 from worker.context import get_context
@@ -20,10 +21,14 @@ logger = get_task_logger("celery_agents")
 _JOB_ID_RE = re.compile(JOB_ID_PATTERN)
 
 
-# Redis (store, broker or result backend) unreachable, after the clients' own retries.
-REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, OperationalError, BackendError)
+# Redis (store, broker or result backend) unreachable, after the clients' own retries;
+# or restarted between a Lua script's load and its EVALSHA (scripts are not persisted:
+# redis-py loads a missing script once, and a restart in that window raises NOSCRIPT).
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, NoScriptError, OperationalError,
+              BackendError)
 # How those errors read inside a ChordError, which carries only their repr.
-_REDIS_DOWN_NAMES = ("ConnectionError", "TimeoutError", "OperationalError", "BackendStoreError")
+_REDIS_DOWN_NAMES = ("ConnectionError", "TimeoutError", "NoScriptError", "OperationalError",
+                     "BackendStoreError")
 
 
 def redis_down(exc: object) -> bool:
