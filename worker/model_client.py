@@ -61,11 +61,9 @@ def tls_context() -> ssl.SSLContext:
     return httpx2.create_ssl_context()
 
 
-def make_client(timeout: float, keepalive: int | None = None) -> openai.OpenAI:
-    """The official client; with ``keepalive``, its pool keeps that many connections
-    alive (and opens at most a few more), for the threads that share it."""
-    if keepalive is None:
-        return openai.OpenAI(max_retries=0, timeout=timeout)
+def make_client(timeout: float, keepalive: int) -> openai.OpenAI:
+    """The official client; its pool keeps ``keepalive`` connections alive (and opens at
+    most a few more), for the threads that share it."""
     limits = httpx2.Limits(max_connections=keepalive * 4, max_keepalive_connections=keepalive)
     http_client = openai.DefaultHttpxClient(limits=limits, verify=tls_context())
     return openai.OpenAI(max_retries=0, timeout=timeout, http_client=http_client)
