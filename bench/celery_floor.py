@@ -145,7 +145,10 @@ def main() -> None:
         tools = stack.start_worker(["tools"], None, "tools", include=[FLOOR_MODULE])
         r = redis.Redis.from_url(redis_url)
         celery = make_producer_app(redis_url)
-        sequential(celery, r, 20, model_name)  # connections and pool threads
+        if model_name is not None and not args.sequential:  # one round: each chain waits 2 L
+            burst(celery, r, 20, 0.0, model_name=model_name)  # connections and pool threads
+        else:
+            sequential(celery, r, 20, model_name)
         r.delete(FLOOR_DONE_KEY)
         out: dict[str, Any] = {
             "benchmark": "the queue's floor: three empty steps per turn on the deployment"

@@ -15,6 +15,7 @@ no memory, no job events: what is left is the queue and the model calls.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -69,6 +70,10 @@ def _complete(model_name: str, call: dict[str, Any] | None, output: str | None) 
         messages += [ChatMessage(role="assistant", tool_calls=[tool_call]),
                      ChatMessage(role="tool", content=output, tool_call_id=tool_call.id)]
     return complete(get_context().model, ModelCall(
-        model=model_name, messages=messages, tools=default_registry.schemas(["calculator"]),
-        tool_choice="auto",
+        model=model_name, messages=messages, tools=_calculator_schema(), tool_choice="auto",
     ))
+
+
+@functools.cache
+def _calculator_schema() -> list[dict[str, Any]]:
+    return default_registry.schemas(["calculator"])
