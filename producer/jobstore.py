@@ -24,10 +24,12 @@ MAX_CONNECTIONS = 10_000  # per client: one per thread that talks to Redis at on
 FOLLOW_SLICE_MS = 2000
 
 # KEYS: final marker, job record, events, session messages, deadlines, webhook url,
-#       webhook sent marker, end stream
+#       webhook sent marker, end stream, the session's line of jobs
 # ARGV: job ttl, record json, event json, events maxlen, session ttl, deadlines member,
-#       messages json...
+#       job id to take out of the session's line ('' to leave it), messages json...
 # Returns 1 when this call ended the job, plus 2 when its webhook is still to be sent.
+# The job leaves its session's line with its end, so that a caller woken by the end finds
+# the session idle; the release that follows sends the next job's start.
 _FINISH_SCRIPT = """
 local hook = 0
 if redis.call('EXISTS', KEYS[6]) == 1 and redis.call('EXISTS', KEYS[7]) == 0 then
@@ -42,8 +44,11 @@ redis.call('EXPIRE', KEYS[3], ARGV[1])
 redis.call('XADD', KEYS[8], '*', 'ended', '1')
 redis.call('EXPIRE', KEYS[8], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[6])
-if #ARGV > 6 then
-  for i = 7, #ARGV do
+if ARGV[7] ~= '' then
+  redis.call('LREM', KEYS[9], 1, ARGV[7])
+end
+if #ARGV > 7 then
+  for i = 8, #ARGV do
     redis.call('RPUSH', KEYS[4], ARGV[i])
   end
   if tonumber(ARGV[5]) > 0 then
@@ -211,6 +216,9 @@ class JobStore:
             EVENTS_MAX_LEN,
             keys.session_ttl_seconds(),
             deadline_member(job.job_id, job.session_id),
+            # Only a store that releases sessions (a worker's) frees the line here: a
+            # producer's cancel of a running job leaves it held until its step stops.
+            job.job_id if self.on_finished is not None else "",
         ]
         args.extend(m.model_dump_json(exclude_none=True) for m in new_messages or [])
         done = self._finish(
@@ -223,6 +231,7 @@ class JobStore:
                 keys.job_webhook(job.job_id),
                 keys.webhook_sent(job.job_id),
                 keys.job_end(job.job_id),
+                keys.session_jobs(job.session_id),
             ],
             args=args,
         )

@@ -161,3 +161,29 @@ def test_beginning_a_tool_call_finds_a_stored_output_or_says_it_started(
     store.tool_output_once("job-0001", out)
     assert store.begin_tool_call("job-0001", "c1", started) == out  # a redelivery
     assert client.xlen(keys.job_events("job-0001")) == 1  # and no second "started"
+
+
+def test_a_workers_end_of_a_job_frees_its_session_in_the_same_step(
+    client: fakeredis.FakeRedis,
+) -> None:
+    """A caller that wakes at the end (``wait``) finds the session idle: the job left its
+    session's line with its final record, not in a later round trip (CI: an import right
+    after ``wait`` was refused as "session busy")."""
+    line = keys.session_jobs("s1")
+    client.rpush(line, "job-0001", "job-0002")
+    at_release = []
+    store = JobStore(client, on_finished=lambda job_id, session_id: at_release.append(
+        client.lrange(line, 0, -1)))
+    assert store.finish(job(), done_event(), MESSAGES) is True
+    assert at_release == [["job-0002"]]  # gone before the release that starts the next
+
+
+def test_an_end_written_without_a_release_keeps_the_session_line(
+    client: fakeredis.FakeRedis,
+) -> None:
+    """A producer's cancel of a running job ends it, but its step still runs: the session
+    stays held until that step stops and releases it."""
+    line = keys.session_jobs("s1")
+    client.rpush(line, "job-0001")
+    JobStore(client).cancel("job-0001")
+    assert client.lrange(line, 0, -1) == ["job-0001"]
